@@ -1,0 +1,52 @@
+"""Budgets: how much an experiment may spend."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nasforge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop after ``max_trials`` trials, ``max_seconds`` of wall time, or ``max_cost`` seconds of
+    (possibly simulated) evaluation cost, whichever comes first.
+
+    The trial that crosses a limit still counts, as in NAS-Bench-201's protocol: its cost was
+    already paid when we learn it crossed.
+    """
+
+    max_trials: int | None = None
+    max_seconds: float | None = None
+    max_cost: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_trials", "max_seconds", "max_cost"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0
+                                  or math.isnan(v)):
+                raise ConfigError(f"budget {name} must be a positive number or None, got {v!r}")
+        if self.max_trials is None and self.max_seconds is None and self.max_cost is None:
+            raise ConfigError(
+                "a budget needs at least one limit: max_trials, max_seconds or max_cost"
+            )
+
+    def exhausted(self, trials: int, seconds: float, cost: float) -> bool:
+        """Whether no new trial may start."""
+        return (
+            (self.max_trials is not None and trials >= self.max_trials)
+            or (self.max_seconds is not None and seconds >= self.max_seconds)
+            or (self.max_cost is not None and cost >= self.max_cost)
+        )
+
+    def fraction(self, trials: int, seconds: float, cost: float) -> float:
+        """How much of the budget is used, 0..1 (for progress bars)."""
+        parts = []
+        if self.max_trials is not None:
+            parts.append(trials / self.max_trials)
+        if self.max_seconds is not None:
+            parts.append(seconds / self.max_seconds)
+        if self.max_cost is not None:
+            parts.append(cost / self.max_cost)
+        return min(1.0, max(parts)) if parts else 0.0

@@ -1,0 +1,300 @@
+"""The SearchSpace base class: decisions plus the generic operators strategies rely on.
+
+Strategies only ever call the methods defined here (sample, mutate, neighbors, crossover, encode,
+validate, ...), so any space that declares its decisions works with every strategy. Spaces override
+a method only where they know better (e.g. NAS-Bench-201's path encoding).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from nasforge.errors import ConfigError, InvalidArchitectureError
+from nasforge.space.architecture import Architecture
+from nasforge.space.decision import Choice, Value
+from nasforge.utils.rng import RngLike, as_rng
+
+
+class SearchSpace(ABC):
+    """A finite set of architectures described by an ordered list of decisions.
+
+    Subclasses set :attr:`name` and implement :meth:`_declare` (the decisions, in order: a
+    conditional decision's parents come first) and :meth:`build`. Everything else has a generic
+    implementation that honours conditional decisions.
+    """
+
+    name: str = "space"
+
+    def __init__(self) -> None:
+        self._decisions: tuple[Choice, ...] = tuple(self._declare())
+        seen: set[str] = set()
+        for d in self._decisions:
+            if d.name in seen:
+                raise ConfigError(f"space {self.name!r} declares decision {d.name!r} twice")
+            for c in d.conditions:
+                if c.decision not in seen:
+                    raise ConfigError(
+                        f"decision {d.name!r} depends on {c.decision!r}, which is not declared before it"
+                    )
+            seen.add(d.name)
+        self._by_name = {d.name: d for d in self._decisions}
+        self._offsets: dict[str, int] = {}
+        offset = 0
+        for d in self._decisions:
+            self._offsets[d.name] = offset
+            offset += d.size
+        self._encoding_size = offset
+
+    # ------------------------------------------------------------------ declaration
+    @abstractmethod
+    def _declare(self) -> Sequence[Choice]:
+        """The decisions of this space, parents before the decisions that depend on them."""
+
+    @abstractmethod
+    def build(self, arch: Architecture, **kwargs: Any) -> Any:
+        """Build a plain ``torch.nn.Module`` for ``arch``."""
+
+    @property
+    def decisions(self) -> tuple[Choice, ...]:
+        """All decisions, conditional ones included, in declaration order."""
+        return self._decisions
+
+    def decision(self, name: str) -> Choice:
+        """One decision by name (clear error listing the names when unknown)."""
+        if name not in self._by_name:
+            raise ConfigError(
+                f"space {self.name!r} has no decision {name!r}; it has: {', '.join(self._by_name)}"
+            )
+        return self._by_name[name]
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether some decisions exist only for some values of others."""
+        return any(d.conditions for d in self._decisions)
+
+    def active_decisions(self, arch: Mapping[str, Value]) -> list[Choice]:
+        """The decisions that exist for ``arch`` (in order)."""
+        return [d for d in self._decisions if d.active(arch)]
+
+    # ------------------------------------------------------------------ construction
+    def make(self, values: Mapping[str, Value]) -> Architecture:
+        """Make and validate an architecture of this space from a plain mapping."""
+        return self.validate(Architecture(self.name, values))
+
+    def _complete(
+        self, values: Mapping[str, Value], rng: np.random.Generator | None
+    ) -> Architecture:
+        """Fill in the decisions that ``values`` lacks and drop those that are inactive.
+
+        Missing active decisions are sampled with ``rng``, or take their first option when ``rng``
+        is None (deterministic, used by :meth:`neighbors`).
+        """
+        out: dict[str, Value] = {}
+        for d in self._decisions:
+            if not d.active(out):
+                continue
+            if d.name in values:
+                out[d.name] = values[d.name]
+            elif rng is None:
+                out[d.name] = d.options[0]
+            else:
+                out[d.name] = d.options[int(rng.integers(d.size))]
+        return self._repair(Architecture(self.name, out), rng)
+
+    def _repair(self, arch: Architecture, rng: np.random.Generator | None) -> Architecture:
+        """Hook for spaces with constraints beyond their decisions; the default returns ``arch``."""
+        return arch
+
+    def sample(self, rng: RngLike = None) -> Architecture:
+        """A uniformly random architecture (each active decision uniform over its options)."""
+        return self._complete({}, as_rng(rng))
+
+    def validate(self, arch: Architecture) -> Architecture:
+        """Return ``arch`` if it belongs to this space, else raise an error naming what is wrong."""
+        if not isinstance(arch, Architecture):
+            raise InvalidArchitectureError(
+                f"expected an Architecture of space {self.name!r}, got {type(arch).__name__}"
+            )
+        if arch.space != self.name:
+            raise InvalidArchitectureError(
+                f"architecture belongs to space {arch.space!r}, not {self.name!r}"
+            )
+        unknown_keys = [k for k in arch if k not in self._by_name]
+        if unknown_keys:
+            raise InvalidArchitectureError(
+                f"space {self.name!r} has no decision(s) {', '.join(map(repr, unknown_keys))}"
+            )
+        for d in self._decisions:
+            active = d.active(arch)
+            if active and d.name not in arch:
+                raise InvalidArchitectureError(f"architecture lacks decision {d.name!r}")
+            if not active and d.name in arch:
+                raise InvalidArchitectureError(
+                    f"decision {d.name!r} does not exist for this architecture (its condition "
+                    f"{d.conditions!r} does not hold) but has a value"
+                )
+            if active:
+                try:
+                    d.index(arch[d.name])
+                except ConfigError as exc:
+                    raise InvalidArchitectureError(str(exc)) from None
+        self._check(arch)
+        return arch
+
+    def _check(self, arch: Architecture) -> None:
+        """Hook for space-specific validity rules; raise InvalidArchitectureError."""
+
+    def is_valid(self, arch: Architecture) -> bool:
+        """``validate`` as a boolean."""
+        try:
+            self.validate(arch)
+        except InvalidArchitectureError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ operators
+    def mutate(self, arch: Architecture, rng: RngLike = None) -> Architecture:
+        """Change one active decision to a different option (newly needed decisions are sampled)."""
+        gen = as_rng(rng)
+        candidates = [d for d in self.active_decisions(arch) if d.size > 1]
+        if not candidates:
+            return arch
+        d = candidates[int(gen.integers(len(candidates)))]
+        current = d.index(arch[d.name])
+        new = int(gen.integers(d.size - 1))
+        new = new + 1 if new >= current else new
+        values = dict(arch)
+        values[d.name] = d.options[new]
+        return self._complete(values, gen)
+
+    def neighbors(self, arch: Architecture) -> list[Architecture]:
+        """All architectures that differ from ``arch`` in exactly one active decision.
+
+        Decisions that become active through the change take their first option, so the list is
+        deterministic. Duplicates (possible after repair) are removed, order is kept.
+        """
+        out: dict[Architecture, None] = {}
+        for d in self.active_decisions(arch):
+            current = d.index(arch[d.name])
+            for i, option in enumerate(d.options):
+                if i == current:
+                    continue
+                values = dict(arch)
+                values[d.name] = option
+                cand = self._complete(values, None)
+                if cand != arch:
+                    out[cand] = None
+        return list(out)
+
+    def crossover(self, a: Architecture, b: Architecture, rng: RngLike = None) -> Architecture:
+        """Uniform crossover: each decision's value comes from ``a`` or ``b`` with equal chance."""
+        gen = as_rng(rng)
+        self.validate(a)
+        self.validate(b)
+        values: dict[str, Value] = {}
+        for d in self._decisions:
+            if not d.active(values):
+                continue
+            pool = [p[d.name] for p in (a, b) if d.name in p]
+            if pool:
+                values[d.name] = pool[int(gen.integers(len(pool)))]
+        return self._complete(values, gen)
+
+    # ------------------------------------------------------------------ encodings
+    @property
+    def encoding_size(self) -> int:
+        """Length of :meth:`encode`'s vector."""
+        return self._encoding_size
+
+    def encode(self, arch: Architecture) -> np.ndarray:
+        """A numeric vector for predictors: one-hot per decision, zeros for inactive decisions."""
+        vec = np.zeros(self._encoding_size, dtype=np.float32)
+        for d in self._decisions:
+            if d.name in arch:
+                vec[self._offsets[d.name] + d.index(arch[d.name])] = 1.0
+        return vec
+
+    # ------------------------------------------------------------------ text forms
+    def to_string(self, arch: Architecture) -> str:
+        """The space's human form of ``arch`` (default: compact JSON of the choices)."""
+        self.validate(arch)
+        return json.dumps(dict(arch), separators=(",", ":"))
+
+    def from_string(self, text: str) -> Architecture:
+        """Parse the human form written by :meth:`to_string`."""
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArchitectureError(f"cannot parse {text!r:.200} for space {self.name!r}: {exc}")
+        if not isinstance(values, dict):
+            raise InvalidArchitectureError(f"expected a JSON object for space {self.name!r}, got {text!r:.200}")
+        return self.make(values)
+
+    # ------------------------------------------------------------------ size and enumeration
+    def size(self) -> int:
+        """Exact number of distinct architectures (counts conditional decisions correctly)."""
+
+        def count(index: int, assignment: dict[str, Value]) -> int:
+            # Only parents of conditions need to be enumerated; others multiply in directly.
+            total = 1
+            for j in range(index, len(self._decisions)):
+                d = self._decisions[j]
+                if not d.active(assignment):
+                    continue
+                if d.name in self._parents:
+                    return total * sum(
+                        count(j + 1, {**assignment, d.name: o}) for o in d.options
+                    )
+                total *= d.size
+            return total
+
+        return count(0, {})
+
+    @property
+    def _parents(self) -> frozenset[str]:
+        return frozenset(c.decision for d in self._decisions for c in d.conditions)
+
+    def enumerate(self) -> Iterator[Architecture]:
+        """Every architecture of the space, in a fixed order (only sensible for small spaces)."""
+
+        def rec(index: int, assignment: dict[str, Value]) -> Iterator[dict[str, Value]]:
+            if index == len(self._decisions):
+                yield dict(assignment)
+                return
+            d = self._decisions[index]
+            if not d.active(assignment):
+                yield from rec(index + 1, assignment)
+                return
+            for option in d.options:
+                assignment[d.name] = option
+                yield from rec(index + 1, assignment)
+                del assignment[d.name]
+
+        for values in rec(0, {}):
+            arch = Architecture(self.name, values)
+            if self.is_valid(arch):
+                yield arch
+
+    def supernet(self, **kwargs: Any) -> Any:
+        """A weight-sharing supernet of this space (spaces that support one override this)."""
+        raise ConfigError(f"space {self.name!r} has no weight-sharing supernet")
+
+    def describe(self) -> dict[str, Any]:
+        """A short JSON-able summary: name, number of decisions, size."""
+        return {"name": self.name, "decisions": len(self._decisions), "size": self.size()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, decisions={len(self._decisions)})"
+
+
+def product_size(decisions: Sequence[Choice]) -> int:
+    """Product of option counts (size of a space without conditions)."""
+    return int(np.prod([d.size for d in decisions], dtype=object)) if decisions else 1
+
+
+__all__ = ["SearchSpace", "product_size"]

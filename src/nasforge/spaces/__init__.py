@@ -1,0 +1,3 @@
+"""Concrete search spaces, one per file; importing a module registers its space in ``SPACES``."""
+
+from nasforge.spaces import nb201 as nb201  # noqa: F401

@@ -1,0 +1,45 @@
+"""Random number generators: one way to turn a user's seed into a numpy Generator."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Union
+
+import numpy as np
+
+from nasforge.errors import ConfigError
+
+RngLike = Union[np.random.Generator, int, None]
+
+
+def as_rng(rng: RngLike) -> np.random.Generator:
+    """Return a numpy Generator for a Generator, an int seed, or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(rng)
+    raise ConfigError(f"rng must be a numpy Generator, an int seed or None, not {rng!r}")
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """JSON-able state of a Generator (for strategy state_dicts)."""
+    state: dict[str, Any] = rng.bit_generator.state
+    return state
+
+
+def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
+    """Rebuild a Generator from :func:`rng_state` output."""
+    name = state.get("bit_generator", "PCG64")
+    bitgen_cls = getattr(np.random, name, None)
+    if bitgen_cls is None:
+        raise ConfigError(f"unknown bit generator {name!r} in saved state")
+    bitgen = bitgen_cls()
+    bitgen.state = state
+    return np.random.Generator(bitgen)
+
+
+def derive_seed(seed: int, *keys: int | str) -> int:
+    """A deterministic child seed from ``seed`` and some keys (e.g. a trial number)."""
+    # crc32 is stable across processes (unlike hash()), so the same keys always give the same seed.
+    material = [seed] + [k if isinstance(k, int) else zlib.crc32(k.encode()) for k in keys]
+    return int(np.random.SeedSequence(material).generate_state(1, dtype=np.uint32)[0])
