@@ -50,3 +50,11 @@ def fashion_mnist_dir() -> Path:
     if path is None:
         pytest.skip("Fashion-MNIST not found: `apt-get install dataset-fashion-mnist` or set $NASFORGE_DATA")
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test process: tiny test models gain nothing from more, and on a shared
+    2-core machine extra threads make them many times slower."""
+    import torch
+
+    torch.set_num_threads(1)

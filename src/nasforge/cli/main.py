@@ -19,6 +19,8 @@ COMMANDS: tuple[str, ...] = (
     "search",
     "bench",
     "show",
+    "spaces",
+    "oneshot",
 )
 
 

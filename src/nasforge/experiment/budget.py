@@ -24,8 +24,8 @@ class Budget:
     def __post_init__(self) -> None:
         for name in ("max_trials", "max_seconds", "max_cost"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0
-                                  or math.isnan(v)):
+            bad_type = not isinstance(v, (int, float)) or isinstance(v, bool)
+            if v is not None and (bad_type or not v > 0 or math.isnan(v)):
                 raise ConfigError(f"budget {name} must be a positive number or None, got {v!r}")
         if self.max_trials is None and self.max_seconds is None and self.max_cost is None:
             raise ConfigError(

@@ -1,10 +1,21 @@
-"""Experiment events: callbacks that see trials start and finish (progress bars, logging, users)."""
+"""Experiment events: what progress bars, logs and user code subscribe to.
+
+The loop emits one :class:`Event` per thing that happens (experiment started, trial started,
+finished, failed, retried, experiment ended). Subscribers are :class:`Callback` objects, whose
+:meth:`Callback.on_event` dispatches to one hook per kind, or plain functions ``fn(event)`` wrapped
+by :func:`as_callback`. Events are emitted after the matching storage write, so a subscriber that
+reads the database sees the trial it is told about.
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
 
+from nasforge.errors import ConfigError
 from nasforge.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
@@ -13,24 +24,120 @@ if TYPE_CHECKING:
 log = logging.getLogger("nasforge.experiment")
 
 
+class EventKind(str, enum.Enum):
+    """The kinds of experiment events."""
+
+    EXPERIMENT_STARTED = "experiment_started"
+    TRIAL_STARTED = "trial_started"
+    TRIAL_RETRIED = "trial_retried"
+    TRIAL_FINISHED = "trial_finished"  # ok, pruned or infeasible
+    TRIAL_FAILED = "trial_failed"
+    EXPERIMENT_ENDED = "experiment_ended"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened in an experiment.
+
+    ``trial`` is set for trial events (for ``trial_finished``/``trial_failed`` it is the stored,
+    finished trial); ``message`` says why for retries and how the experiment ended
+    (``"finished"``, ``"stopped"``, ``"interrupted"`` or ``"failed: ..."``).
+    """
+
+    kind: EventKind
+    time: float
+    trial: Trial | None = None
+    message: str = ""
+
+
 class Callback:
-    """Subclass and override the hooks you need; all default to doing nothing."""
+    """Subclass and override the hooks you need; all default to doing nothing.
+
+    ``on_trial_end`` sees every trial that ends (any status); ``on_trial_failed`` additionally
+    sees the failed ones. Override :meth:`on_event` to receive every event in one place.
+    """
+
+    def on_event(self, experiment: Experiment, event: Event) -> None:
+        """Receive one event; the default calls the hook for its kind."""
+        kind = event.kind
+        if kind is EventKind.EXPERIMENT_STARTED:
+            self.on_experiment_start(experiment)
+        elif kind is EventKind.EXPERIMENT_ENDED:
+            self.on_experiment_end(experiment)
+        elif event.trial is not None:
+            if kind is EventKind.TRIAL_STARTED:
+                self.on_trial_start(experiment, event.trial)
+            elif kind is EventKind.TRIAL_RETRIED:
+                self.on_trial_retry(experiment, event.trial, event.message)
+            else:
+                self.on_trial_end(experiment, event.trial)
+                if kind is EventKind.TRIAL_FAILED:
+                    self.on_trial_failed(experiment, event.trial)
 
     def on_experiment_start(self, experiment: Experiment) -> None:
         """Called once per :meth:`Experiment.run`, after resuming stored trials."""
 
     def on_trial_start(self, experiment: Experiment, trial: Trial) -> None:
-        """A trial was asked and submitted."""
+        """A trial was asked (or is re-run after a resume) and submitted."""
+
+    def on_trial_retry(self, experiment: Experiment, trial: Trial, reason: str) -> None:
+        """A trial's worker died and the trial was submitted again."""
 
     def on_trial_end(self, experiment: Experiment, trial: Trial) -> None:
-        """A trial finished (ok, failed, pruned or infeasible) and was stored."""
+        """A trial ended (ok, failed, pruned or infeasible) and was stored."""
+
+    def on_trial_failed(self, experiment: Experiment, trial: Trial) -> None:
+        """A trial failed (exception, dead worker, timeout) and was stored."""
 
     def on_experiment_end(self, experiment: Experiment) -> None:
-        """The run stopped (budget spent, interrupted or failed)."""
+        """The run stopped (budget spent, stopped, interrupted or failed)."""
+
+
+EventFn = Callable[[Event], object]
+
+
+class FunctionCallback(Callback):
+    """Calls ``fn(event)`` for every event, or only for the given ``kinds``."""
+
+    def __init__(self, fn: EventFn, kinds: Collection[EventKind | str] | None = None) -> None:
+        if not callable(fn):
+            raise ConfigError(
+                f"a callback must be a Callback or a function of one event, got {fn!r}"
+            )
+        self.fn = fn
+        self.kinds: frozenset[EventKind] | None = None
+        if kinds is not None:
+            try:
+                self.kinds = frozenset(EventKind(k) for k in kinds)
+            except ValueError:
+                raise ConfigError(
+                    f"unknown event kind in {sorted(map(str, kinds))}; allowed: "
+                    + ", ".join(repr(k.value) for k in EventKind)
+                ) from None
+
+    def on_event(self, experiment: Experiment, event: Event) -> None:
+        if self.kinds is None or event.kind in self.kinds:
+            self.fn(event)
+
+
+CallbackLike = Union[Callback, EventFn]  # noqa: UP007 (a runtime alias on 3.10)
+
+
+def as_callback(obj: CallbackLike) -> Callback:
+    """A Callback as is; a function of one event wrapped in :class:`FunctionCallback`."""
+    if isinstance(obj, Callback):
+        return obj
+    return FunctionCallback(obj)
 
 
 class LoggingCallback(Callback):
-    """Logs each finished trial through Python logging (``nasforge.experiment``)."""
+    """Logs trial events through Python logging (logger ``nasforge.experiment``)."""
+
+    def on_trial_start(self, experiment: Experiment, trial: Trial) -> None:
+        log.debug("trial %d started", trial.number)
+
+    def on_trial_retry(self, experiment: Experiment, trial: Trial, reason: str) -> None:
+        log.warning("trial %d retried: %s", trial.number, reason)
 
     def on_trial_end(self, experiment: Experiment, trial: Trial) -> None:
         if trial.status is TrialStatus.FAILED:
@@ -38,3 +145,6 @@ class LoggingCallback(Callback):
             log.warning("trial %d failed: %s", trial.number, first)
         else:
             log.info("trial %d %s %s", trial.number, trial.status.value, dict(trial.metrics))
+
+    def on_experiment_end(self, experiment: Experiment) -> None:
+        log.info("experiment %s after %d trial(s)", experiment.stop_reason, experiment.usage[0])

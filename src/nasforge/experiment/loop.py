@@ -1,10 +1,22 @@
 """The experiment loop: ask -> evaluate -> tell, with budget, constraints, storage and resume.
 
 Resume works by replay. Every ask and tell gets a sequence number stored with its trial; the
-strategy's state is snapshotted every few tells. On start, the loop loads the newest snapshot and
-replays the events after it (asks must reproduce the recorded architectures; tells pass the stored
-trials), then re-runs the trials that were running when the previous run died. For a deterministic
-evaluator the result equals an uninterrupted run, and no finished trial is lost or run twice.
+strategy's state is snapshotted at the start and every few tells. On start, the loop loads the
+newest snapshot and replays the events after it (asks must reproduce the recorded architectures;
+tells pass the stored trials), then re-runs the trials that were running when the previous run
+died. Each trial is stored before the strategy hears of it, so a ``kill -9`` at any moment loses no
+finished trial and never runs one twice; for a deterministic evaluator the final result equals an
+uninterrupted run.
+
+The loop keeps as many trials in flight as the executor has capacity, asking the strategy one
+architecture at a time (its ``pending`` list shows what is still running). By default results are
+told in the order they arrive. With ``ordered=True`` they are told in ask order, so the strategy's
+history depends only on the capacity, not on timing: a deterministic evaluator then gives identical
+results on the inline executor (``InlineExecutor(capacity=N)``), a process pool or Ray.
+
+Per trial the loop does O(1) work besides the strategy: two small SQLite transactions (WAL,
+``synchronous=NORMAL``), no re-reading of stored trials, and strategy snapshots whose frequency
+adapts so that they never take more than a few percent of the run.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +32,9 @@ from typing import Any
 from nasforge.errors import ConfigError, StorageError
 from nasforge.evaluators.base import EvalContext, Evaluator
 from nasforge.experiment.budget import Budget
-from nasforge.experiment.events import Callback
-from nasforge.experiment.executors import Executor, InlineExecutor, JobOutcome, TrialJob
-from nasforge.experiment.storage import Storage, StoredTrial, open_storage
+from nasforge.experiment.events import CallbackLike, Event, EventKind, as_callback
+from nasforge.experiment.executors import Executor, JobOutcome, TrialJob, make_executor
+from nasforge.experiment.storage import Storage, StoredTrial, dumps, open_storage
 from nasforge.space.base import SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.trial import (
@@ -38,31 +51,66 @@ from nasforge.utils.rng import derive_seed
 
 log = logging.getLogger("nasforge.experiment")
 
+#: ``Trial.info`` key marking a proposal rejected by a constraint before any evaluation; such
+#: trials cost nothing and do not count against ``Budget.max_trials``.
+REJECTED = "rejected_before_evaluation"
+
+#: Give up when the constraints reject this many proposals in a row (they are probably too tight).
+MAX_REJECTED_IN_A_ROW = 10_000
+
 
 def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
-    """The OK trial with the best value of ``objective`` (earliest wins ties), or None."""
+    """The OK trial with the best value of ``objective`` (lowest number wins ties), or None."""
     best: Trial | None = None
     best_score = float("-inf")
     for t in trials:
         s = objective.score(t)
-        if s is not None and s > best_score:
+        if s is not None and (s > best_score or (s == best_score and best is not None
+                                                 and t.number < best.number)):
             best, best_score = t, s
     return best
 
 
 @dataclass
 class _Usage:
-    trials: int = 0
+    trials: int = 0  # evaluated (or running) trials; rejected proposals are not counted
     cost: float = 0.0
     elapsed_before: float = 0.0  # wall seconds spent by earlier runs of this experiment
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A trial that was asked and is not told yet: running, or finished and waiting its turn."""
+
+    trial: Trial
+    done: Trial | None = None
+    attempts: int = 0
+
+
+def _check_positive(name: str, value: float | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not value > 0):
+        raise ConfigError(f"{name} must be a positive number or None, got {value!r}")
 
 
 class Experiment:
     """One search: a space, a strategy, an evaluator, objectives, a budget and a storage.
 
-    ``run()`` can be called again on the same storage (e.g. after a crash) and continues where the
-    stored trials end. ``config`` is a JSON-able description stored with the experiment; a storage
-    that holds a different config is refused, so two experiments never mix in one file.
+    ``run()`` can be called again on the same storage (e.g. after a crash, or with a larger budget)
+    and continues where the stored trials end. ``config`` is a JSON-able description stored with the
+    experiment; a storage that holds a different config is refused, so two experiments never mix
+    in one file.
+
+    Parallelism: ``executor`` is an :class:`Executor`, a name (``"inline"``, ``"process"``,
+    ``"ray"``) or None (inline for one worker, a process pool for ``workers`` > 1). A trial whose
+    worker dies is re-submitted up to ``retries`` times, then recorded as failed. ``trial_timeout``
+    fails a trial that runs longer (its worker is killed). ``ordered=True`` tells results in ask
+    order, making results independent of the executor (see the module docstring).
+
+    Constraints (``"params <= 1e6"``) are checked on ``evaluator.cheap_metrics(arch)`` before any
+    evaluation when the evaluator knows the metric; such rejected proposals are stored as
+    ``infeasible`` at no cost and do not count against ``max_trials``. Otherwise they are checked on
+    the evaluated metrics and the trial is marked ``infeasible``.
     """
 
     def __init__(
@@ -75,44 +123,71 @@ class Experiment:
         objectives: Objective | str | Sequence[Objective | str] | None = None,
         constraints: Sequence[Constraint | str] | None = None,
         storage: Storage | str | None = None,
-        executor: Executor | None = None,
+        executor: Executor | str | None = None,
+        workers: int = 1,
+        retries: int = 0,
+        ordered: bool = False,
         seed: int = 0,
         device: str = "auto",
         fidelity: float | None = None,
         trial_timeout: float | None = None,
-        callbacks: Sequence[Callback] = (),
+        callbacks: Sequence[CallbackLike] = (),
         config: dict[str, Any] | None = None,
         snapshot_every: int = 25,
     ) -> None:
-        if strategy.space is not space:
-            if strategy.space.name != space.name:
-                raise ConfigError(
-                    f"the strategy searches space {strategy.space.name!r} but the experiment's space "
-                    f"is {space.name!r}"
-                )
+        if strategy.space is not space and strategy.space.name != space.name:
+            raise ConfigError(
+                f"the strategy searches space {strategy.space.name!r} but the experiment's space "
+                f"is {space.name!r}"
+            )
         if not isinstance(budget, Budget):
             raise ConfigError(f"budget must be a nasforge Budget, got {type(budget).__name__}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"retries must be an integer >= 0, got {retries!r}")
+        _check_positive("trial_timeout", trial_timeout)
         self.space = space
         self.strategy = strategy
         self.evaluator = evaluator.bind(space)
         self.budget = budget
-        self.objectives = as_objectives(objectives) if objectives is not None else strategy.objectives
+        self.objectives = (as_objectives(objectives) if objectives is not None
+                           else strategy.objectives)
         self.constraints = as_constraints(constraints)
         self.storage = open_storage(storage)
-        self.executor = executor if executor is not None else InlineExecutor()
+        if isinstance(executor, Executor):
+            if workers != 1:
+                raise ConfigError(
+                    f"workers={workers} was given together with an executor object; set the number "
+                    "of workers on the executor instead"
+                )
+            self.executor = executor
+        else:
+            self.executor = make_executor(executor, workers)
+        self.retries = retries
+        self.ordered = bool(ordered)
         self.seed = int(seed)
+        self._device_auto = device in (None, "auto")
         self.device = resolve_device(device)
         self.fidelity = fidelity
         self.trial_timeout = trial_timeout
-        self.callbacks = list(callbacks)
+        self.callbacks = [as_callback(c) for c in callbacks]
         self.snapshot_every = max(1, int(snapshot_every))
         self.config = config if config is not None else self._default_config()
+        #: How the last run ended: "finished", "stopped", "interrupted" or "failed: ...".
+        self.stop_reason = "not started"
+        #: Asks during the last resume whose architecture differed from the recorded one.
+        self.replay_mismatches = 0
         self._usage = _Usage()
         self._seq = 0
         self._started = 0.0
-        self.replay_mismatches = 0
-        self._tells_since_snapshot = 0
+        self._next_number = 0
+        self._pending: dict[int, _Pending] = {}  # insertion order = ask order
+        self._trials: dict[int, Trial] | None = None  # cache of every trial while running
+        self._best: Trial | None = None
+        self._stop_requested = False
         self._rejected_in_a_row = 0
+        self._tells_since_snapshot = 0
+        self._snapshot_interval = self.snapshot_every
+        self._last_snapshot = 0.0
 
     # ------------------------------------------------------------------ public
     @property
@@ -122,12 +197,16 @@ class Experiment:
 
     @property
     def trials(self) -> list[Trial]:
-        """All stored trials, by number."""
-        return self.storage.trials()
+        """All trials, by number (from memory once the experiment ran, else from storage)."""
+        if self._trials is None:
+            return self.storage.trials()
+        return list(self._trials.values())
 
     def best(self) -> Trial | None:
-        """The best finished trial by the primary objective."""
-        return best_trial(self.trials, self.objective)
+        """The best finished trial by the primary objective (O(1) once the experiment ran)."""
+        if self._trials is None:
+            return best_trial(self.storage.trials(TrialStatus.OK), self.objective)
+        return self._best
 
     @property
     def elapsed(self) -> float:
@@ -137,41 +216,227 @@ class Experiment:
 
     @property
     def usage(self) -> tuple[int, float, float]:
-        """(trials started, wall seconds, cost seconds) so far."""
+        """(trials counted against the budget, wall seconds, cost seconds) so far."""
         return self._usage.trials, self.elapsed, self._usage.cost
 
-    def run(self) -> Experiment:
-        """Run (or resume) until the budget is spent. Returns ``self``."""
+    def add_callback(self, callback: CallbackLike) -> None:
+        """Subscribe a :class:`Callback` or a function ``fn(event)`` to this experiment's events."""
+        self.callbacks.append(as_callback(callback))
+
+    def stop(self) -> None:
+        """Ask a running experiment to stop: no new trials start, running ones finish and count.
+
+        Safe to call from a callback or another thread.
+        """
+        self._stop_requested = True
+
+    def restore(self) -> list[Trial]:
+        """Bring the strategy to the state recorded in storage; return the unfinished trials.
+
+        :meth:`run` does this itself; call it to inspect a stored experiment's strategy.
+        """
         self._check_config()
-        rerun = self._resume()
-        self._started = time.time()
-        self.executor.start(self.evaluator)
-        for cb in self.callbacks:
-            cb.on_experiment_start(self)
-        running: dict[int, Trial] = {}
-        try:
-            while True:
-                while self.executor.in_flight < self.executor.capacity and not self._exhausted(len(running)):
-                    trial = self._next_trial(rerun)
-                    if trial is None:
-                        break
-                    if trial.status.finished:  # rejected by a constraint before evaluation
-                        continue
-                    running[trial.number] = trial
-                    self.executor.submit(TrialJob(trial.number, trial.arch, self._context(trial)))
-                if not running:
-                    break
-                for outcome in self.executor.wait(timeout=1.0):
-                    self._finish(running.pop(outcome.number), outcome)
-        finally:
-            self.executor.shutdown()
-            self._usage.elapsed_before = self.elapsed
-            self._started = 0.0
-            for cb in self.callbacks:
-                cb.on_experiment_end(self)
+        self._restore()
+        return [p.trial for p in self._pending.values() if p.done is None]
+
+    def run(self) -> Experiment:
+        """Run (or resume) until the budget is spent or :meth:`stop` is called. Returns ``self``.
+
+        Ctrl-C (KeyboardInterrupt) stops the workers and re-raises; trials that were running stay
+        ``running`` in storage and are evaluated again when ``run()`` is called next.
+        """
+        self._check_config()
+        with self.storage.writer():
+            self._restore()
+            self._stop_requested = False
+            self._started = time.time()
+            self.stop_reason = "running"
+            try:
+                self.executor.start(self.evaluator)
+                self._emit(EventKind.EXPERIMENT_STARTED)
+                self._loop()
+                self.stop_reason = "stopped" if self._stop_requested else "finished"
+            except KeyboardInterrupt:
+                self.stop_reason = "interrupted"
+                raise
+            except BaseException as exc:
+                self.stop_reason = f"failed: {type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self.executor.shutdown()
+                self._usage.elapsed_before = self.elapsed
+                self._started = 0.0
+                try:
+                    self.storage.set_meta("elapsed", self._usage.elapsed_before)
+                except StorageError as exc:  # never hide the original error behind this one
+                    log.warning("could not store the elapsed time: %s", exc)
+                self._emit(EventKind.EXPERIMENT_ENDED, message=self.stop_reason)
         return self
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        for p in list(self._pending.values()):  # trials that were running when the last run died
+            if p.done is None:
+                self._submit(p)
+        self._tell_ready()
+        while True:
+            self._fill()
+            if not self._pending:
+                return
+            for outcome in self.executor.wait(timeout=1.0):
+                self._on_outcome(outcome)
+            self._tell_ready()
+
+    def _exhausted(self) -> bool:
+        u = self._usage
+        return self.budget.exhausted(u.trials, self.elapsed, u.cost)
+
+    def _fill(self) -> None:
+        """Ask while there is free capacity (buffered results hold their slot in ordered mode)."""
+        while (len(self._pending) < self.executor.capacity and not self._stop_requested
+               and not self._exhausted()):
+            self._ask_one()
+
+    def _ask_one(self) -> None:
+        arch = self.strategy.ask()
+        number = self._next_number
+        self._next_number += 1
+        trial = Trial(number=number, arch=arch, seed=derive_seed(self.seed, number),
+                      fidelity=self.fidelity, started_at=time.time())
+        self._seq += 1
+        self.storage.add_trial(trial, self._seq)
+        self._cache(trial)
+        rejection = self._precheck(arch) if self.constraints else None
+        if rejection is not None:
+            self._rejected_in_a_row += 1
+            done = trial.finish(rejection, trial.started_at)
+            self._tell(done)
+            if self._rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
+                raise ConfigError(
+                    f"the constraints rejected {MAX_REJECTED_IN_A_ROW:,} proposals in a row: "
+                    + ", ".join(map(str, self.constraints)) + "; loosen them"
+                )
+            return
+        self._rejected_in_a_row = 0
+        self._usage.trials += 1
+        p = _Pending(trial)
+        self._pending[number] = p
+        self._submit(p)
+
+    def _precheck(self, arch: Any) -> Result | None:
+        """A rejection Result when ``cheap_metrics`` already break a constraint, else None."""
+        try:
+            cheap = self.evaluator.cheap_metrics(arch)
+        except Exception as exc:  # the same failure would hit the evaluation; record it
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            return Result(status=TrialStatus.FAILED, cost=0.0, info={REJECTED: True},
+                          error=f"cheap_metrics failed: {type(exc).__name__}: {exc}\n{text}")
+        broken = [c for c in self.constraints if c.satisfied(cheap) is False]
+        if not broken:
+            return None
+        return Result(metrics=cheap, cost=0.0, status=TrialStatus.INFEASIBLE,
+                      error="violates " + ", ".join(map(str, broken)), info={REJECTED: True})
+
+    def _submit(self, p: _Pending) -> None:
+        if p.attempts == 0:
+            p.trial = dataclasses.replace(p.trial, started_at=time.time())
+        job = TrialJob(p.trial.number, p.trial.arch, self._context(p.trial),
+                       timeout=self.trial_timeout, attempt=p.attempts,
+                       device_auto=self._device_auto)
+        self.executor.submit(job)
+        if p.attempts == 0:
+            self._emit(EventKind.TRIAL_STARTED, p.trial)
+
+    def _context(self, trial: Trial) -> EvalContext:
+        deadline = None
+        if self.trial_timeout is not None:
+            deadline = time.time() + self.trial_timeout
+        if self.budget.max_seconds is not None:
+            budget_end = time.time() + max(self.budget.max_seconds - self.elapsed, 0.0)
+            deadline = budget_end if deadline is None else min(deadline, budget_end)
+        return EvalContext(seed=trial.seed, device=self.device, fidelity=trial.fidelity,
+                           trial_number=trial.number, deadline=deadline)
+
+    def _on_outcome(self, outcome: JobOutcome) -> None:
+        p = self._pending.get(outcome.number)
+        if p is None or p.done is not None:
+            log.warning("ignoring an unexpected result for trial %d", outcome.number)
+            return
+        if outcome.worker_died and p.attempts < self.retries:
+            p.attempts += 1
+            self._emit(EventKind.TRIAL_RETRIED, p.trial, message=outcome.result.error or "")
+            self._submit(p)
+            return
+        done = dataclasses.replace(p.trial, started_at=outcome.started_at).finish(
+            outcome.result, outcome.finished_at)
+        if p.attempts:
+            done = dataclasses.replace(done, info={**done.info, "attempts": p.attempts + 1})
+        if done.status is TrialStatus.OK and self.constraints:
+            broken = [c for c in self.constraints if c.satisfied(done.metrics) is False]
+            if broken:
+                done = dataclasses.replace(done, status=TrialStatus.INFEASIBLE,
+                                           error="violates " + ", ".join(map(str, broken)))
+        p.done = done
+        if self.ordered:
+            # Keep the result safe now; the strategy hears of it when its turn comes.
+            self.storage.finish_trial(done, None)
+            self._cache(done)
+        else:
+            self._tell(done)
+
+    def _tell_ready(self) -> None:
+        """Tell finished trials at the head of the ask order (ordered mode buffers the rest)."""
+        while self._pending:
+            head = next(iter(self._pending.values()))
+            if head.done is None:
+                return
+            self._tell(head.done)
+
+    def _tell(self, done: Trial) -> None:
+        self._seq += 1
+        self._usage.cost += done.cost
+        self.storage.finish_trial(done, self._seq, meta={"elapsed": self.elapsed})
+        self._pending.pop(done.number, None)
+        self._cache(done)
+        self.strategy.tell(done)
+        self._tells_since_snapshot += 1
+        if self._tells_since_snapshot >= self._snapshot_interval:
+            self._snapshot()
+        failed = done.status is TrialStatus.FAILED
+        self._emit(EventKind.TRIAL_FAILED if failed else EventKind.TRIAL_FINISHED, done)
+
+    def _snapshot(self) -> None:
+        """Save the strategy's state; back off when snapshots cost more than ~5% of the run."""
+        t0 = time.perf_counter()
+        self.storage.save_snapshot(self._seq, self.strategy.state_dict())
+        t1 = time.perf_counter()
+        spent, window = t1 - t0, max(t0 - self._last_snapshot, 1e-9)
+        if spent > 0.05 * window:
+            self._snapshot_interval *= 2  # e.g. a strategy whose state grows with every trial
+        elif spent < 0.01 * window and self._snapshot_interval > self.snapshot_every:
+            self._snapshot_interval //= 2
+        self._last_snapshot = t1
+        self._tells_since_snapshot = 0
+
+    def _cache(self, trial: Trial) -> None:
+        assert self._trials is not None
+        self._trials[trial.number] = trial
+        score = self.objective.score(trial)
+        if score is not None:
+            best = self._best
+            best_score = None if best is None else self.objective.score(best)
+            if (best is None or best_score is None or score > best_score
+                    or (score == best_score and trial.number < best.number)):
+                self._best = trial
+
+    def _emit(self, kind: EventKind, trial: Trial | None = None, message: str = "") -> None:
+        if not self.callbacks:
+            return
+        event = Event(kind, time.time(), trial, message)
+        for cb in self.callbacks:
+            cb.on_event(self, event)
+
+    # ------------------------------------------------------------------ config and resume
     def _default_config(self) -> dict[str, Any]:
         return {
             "space": self.space.describe(),
@@ -189,124 +454,85 @@ class Experiment:
             return
         mine = _jsonish(self.config)
         if stored != mine:
+            if not isinstance(stored, dict) or not isinstance(mine, dict):
+                raise StorageError(
+                    f"the storage holds a different experiment (stored config {stored!r:.200}, "
+                    f"now {mine!r:.200}). Use a new storage path, or the same settings to resume."
+                )
             diffs = [k for k in sorted(set(stored) | set(mine)) if stored.get(k) != mine.get(k)]
             raise StorageError(
                 "the storage holds a different experiment; differing keys: "
-                + ", ".join(f"{k} (stored {stored.get(k)!r}, now {mine.get(k)!r})" for k in diffs[:5])
+                + ", ".join(f"{k} (stored {stored.get(k)!r}, now {mine.get(k)!r})"
+                            for k in diffs[:5])
                 + ". Use a new storage path, or the same settings to resume."
             )
 
-    def _resume(self) -> list[Trial]:
-        """Restore the strategy from the stored events; return trials to re-run."""
+    def _restore(self) -> None:
+        """Restore the strategy and the loop's counters from storage (snapshot + replay)."""
         stored = self.storage.stored_trials()
+        seqs = [0] + [s.ask_seq for s in stored] + [s.tell_seq for s in stored if s.tell_seq]
+        self._seq = max(seqs)
+        self._next_number = (stored[-1].trial.number + 1) if stored else 0
         self._usage = _Usage(
-            trials=len(stored),
-            cost=sum(s.trial.cost for s in stored if s.trial.status.finished),
+            trials=sum(1 for s in stored if not s.trial.info.get(REJECTED)),
+            cost=sum(s.trial.cost for s in stored if s.tell_seq is not None),
             elapsed_before=float(self.storage.get_meta("elapsed") or 0.0),
         )
+        self._trials = {}
+        self._best = None
+        for s in stored:
+            self._cache(s.trial)
         snap = self.storage.latest_snapshot()
         start_seq = 0
         if snap is not None:
             start_seq, state = snap
             self.strategy.load_state_dict(state)
-        events: list[tuple[int, int, StoredTrial]] = []
+        self.replay_mismatches = self._replay(stored, start_seq)
+        if snap is None:
+            # The state before any ask (or, for a file written without snapshots, after the replay):
+            # a later run() in this process restarts from it instead of from its own memory.
+            self.storage.save_snapshot(self._seq, self.strategy.state_dict())
+        self._pending = {}
+        now = time.time()
+        for s in sorted(stored, key=lambda s: s.ask_seq):
+            if s.tell_seq is not None:
+                continue
+            t = s.trial
+            fresh = Trial(number=t.number, arch=t.arch, seed=t.seed, fidelity=t.fidelity,
+                          started_at=now)
+            self._pending[t.number] = _Pending(fresh, done=t if t.status.finished else None)
+        self._tells_since_snapshot = 0
+        self._snapshot_interval = self.snapshot_every
+        self._last_snapshot = time.perf_counter()
+        self._rejected_in_a_row = 0
+
+    def _replay(self, stored: list[StoredTrial], start_seq: int) -> int:
+        """Replay the asks and tells after ``start_seq``; return how many asks differed."""
+        events: list[tuple[int, bool, StoredTrial]] = []
         for s in stored:
             if s.ask_seq > start_seq:
-                events.append((s.ask_seq, 0, s))
+                events.append((s.ask_seq, False, s))
             if s.tell_seq is not None and s.tell_seq > start_seq:
-                events.append((s.tell_seq, 1, s))
+                events.append((s.tell_seq, True, s))
         events.sort(key=lambda e: e[0])
-        for _, kind, s in events:
-            if kind == 0:
-                arch = self.strategy.ask()
-                if arch != s.trial.arch:
-                    # A non-deterministic strategy: keep the recorded history authoritative.
-                    self.replay_mismatches += 1
-                    self.strategy.pending[-1] = s.trial.arch
-            else:
+        mismatches = 0
+        for _, is_tell, s in events:
+            if is_tell:
                 self.strategy.tell(s.trial)
-        self._seq = max([start_seq] + [s.ask_seq for s in stored]
-                        + [s.tell_seq for s in stored if s.tell_seq is not None])
-        if self.replay_mismatches:
-            log.warning("resume: the strategy proposed %d architecture(s) that differ from the recorded "
-                        "ones (is it seeded?); the recorded history was used", self.replay_mismatches)
-        rerun = [s.trial for s in sorted(stored, key=lambda s: s.ask_seq) if not s.trial.status.finished]
-        return rerun
-
-    def _exhausted(self, running: int) -> bool:
-        u = self._usage
-        return self.budget.exhausted(u.trials, self.elapsed, u.cost)
-
-    def _next_trial(self, rerun: list[Trial]) -> Trial | None:
-        if rerun:
-            old = rerun.pop(0)
-            trial = Trial(number=old.number, arch=old.arch, seed=old.seed, fidelity=old.fidelity,
-                          started_at=time.time())
-            # The ask was recorded and counted in the previous run; only the evaluation is repeated.
-            for cb in self.callbacks:
-                cb.on_trial_start(self, trial)
-            return trial
-        arch = self.strategy.ask()
-        number = self._usage.trials
-        trial = Trial(number=number, arch=arch, seed=derive_seed(self.seed, number),
-                      fidelity=self.fidelity, started_at=time.time())
-        self._seq += 1
-        self.storage.add_trial(trial, self._seq)
-        self._usage.trials += 1
-        for cb in self.callbacks:
-            cb.on_trial_start(self, trial)
-        if self.constraints:
-            cheap = self.evaluator.cheap_metrics(arch)
-            broken = [c for c in self.constraints if c.satisfied(cheap) is False]
-            if broken:
-                result = Result(metrics=cheap, cost=0.0, status=TrialStatus.INFEASIBLE,
-                                error="violates " + ", ".join(map(str, broken)))
-                now = time.time()
-                self._rejected_in_a_row += 1
-                if self._rejected_in_a_row > 10_000:
-                    raise ConfigError(
-                        "the constraints rejected 10,000 proposals in a row: "
-                        + ", ".join(map(str, self.constraints)) + "; loosen them"
-                    )
-                return self._finish(trial, JobOutcome(number, result, now, now))
-        self._rejected_in_a_row = 0
-        return trial
-
-    def _context(self, trial: Trial) -> EvalContext:
-        deadline = None
-        if self.trial_timeout is not None:
-            deadline = trial.started_at + self.trial_timeout
-        if self.budget.max_seconds is not None:
-            budget_end = time.time() + max(self.budget.max_seconds - self.elapsed, 0.0)
-            deadline = budget_end if deadline is None else min(deadline, budget_end)
-        return EvalContext(seed=trial.seed, device=self.device, fidelity=trial.fidelity,
-                           trial_number=trial.number, deadline=deadline)
-
-    def _finish(self, trial: Trial, outcome: JobOutcome) -> Trial:
-        done = Trial(number=trial.number, arch=trial.arch, seed=trial.seed, fidelity=trial.fidelity,
-                     started_at=outcome.started_at).finish(outcome.result, outcome.finished_at)
-        if done.status is TrialStatus.OK and self.constraints:
-            broken = [c for c in self.constraints if c.satisfied(done.metrics) is False]
-            if broken:
-                done = dataclasses.replace(done, status=TrialStatus.INFEASIBLE,
-                                           error="violates " + ", ".join(map(str, broken)))
-        self._seq += 1
-        self._usage.cost += done.cost
-        self.storage.finish_trial(done, self._seq, meta={"elapsed": self.elapsed})
-        self.strategy.tell(done)
-        self._tells_since_snapshot += 1
-        if self._tells_since_snapshot >= self.snapshot_every:
-            self.storage.save_snapshot(self._seq, self.strategy.state_dict())
-            self._tells_since_snapshot = 0
-        for cb in self.callbacks:
-            cb.on_trial_end(self, done)
-        return done
+                continue
+            arch = self.strategy.ask()
+            if arch != s.trial.arch:
+                # A strategy that is not seeded: keep the recorded history authoritative.
+                mismatches += 1
+                self.strategy.pending[-1] = s.trial.arch
+        if mismatches:
+            log.warning("resume: the strategy proposed %d architecture(s) that differ from the "
+                        "recorded ones (is it seeded?); the recorded history was used", mismatches)
+        return mismatches
 
 
 def _jsonish(obj: Any) -> Any:
     """What ``obj`` looks like after a JSON round trip (tuples -> lists), for comparisons."""
     import json
-
-    from nasforge.experiment.storage import dumps
 
     return json.loads(dumps(obj))

@@ -1,35 +1,42 @@
 """Experiment storage: an append-mostly record of trials, events and strategy snapshots.
 
-Two backends share one interface and one test suite: :class:`SQLiteStorage` (one file, WAL mode,
-written by the driver only, readable by other processes while an experiment runs) and
-:class:`MemoryStorage` (tests, benchmarks). Each trial row carries the sequence numbers of its ask
-and tell events, so that a resumed experiment can replay exactly what its strategy saw.
+Two backends share one interface and one test suite (``tests/experiment/test_storage_backends.py``):
+:class:`SQLiteStorage` (one file, WAL mode, written by the driver only, readable by other processes
+while an experiment runs) and :class:`MemoryStorage` (tests, benchmarks). Each trial row carries the
+sequence numbers of its ask and tell events, so that a resumed experiment can replay exactly what
+its strategy saw.
+
+A trial row goes through three states: *running* (asked, ``tell_seq`` NULL), *finished but not yet
+told* (a result is stored, ``tell_seq`` NULL; only the ordered loop mode buffers results like this)
+and *told* (``tell_seq`` set). Only the last is final; finishing a told trial again is an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from nasforge.errors import StorageError
 from nasforge.space.architecture import Architecture
 from nasforge.trial import Trial, TrialStatus
 
+#: Version of the SQLite layout this code writes; files with a newer one are refused.
 SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
 class StoredTrial:
-    """A trial plus the event sequence numbers of its ask and (when finished) its tell."""
+    """A trial plus the event sequence numbers of its ask and (once told) its tell."""
 
     trial: Trial
     ask_seq: int
@@ -49,6 +56,11 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, default=_json_default, separators=(",", ":"), sort_keys=True)
 
 
+def _check_finishable(trial: Trial) -> None:
+    if not trial.status.finished:
+        raise StorageError(f"trial {trial.number} cannot be finished with status 'running'")
+
+
 class Storage(ABC):
     """Where an experiment keeps its trials. Only the experiment's driver writes to it."""
 
@@ -62,11 +74,17 @@ class Storage(ABC):
 
     @abstractmethod
     def add_trial(self, trial: Trial, ask_seq: int) -> None:
-        """Record a newly asked (running) trial."""
+        """Record a newly asked trial; a number that is already stored raises StorageError."""
 
     @abstractmethod
-    def finish_trial(self, trial: Trial, tell_seq: int, meta: dict[str, Any] | None = None) -> None:
-        """Record a trial's outcome (and optional meta values) in one atomic step."""
+    def finish_trial(
+        self, trial: Trial, tell_seq: int | None, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Record a trial's outcome (and optional meta values) in one atomic step.
+
+        ``tell_seq=None`` stores the result without marking it told (it can be finished again
+        later with a sequence number). An unknown or already told trial raises StorageError.
+        """
 
     @abstractmethod
     def stored_trials(self) -> list[StoredTrial]:
@@ -80,15 +98,24 @@ class Storage(ABC):
     def latest_snapshot(self) -> tuple[int, dict[str, Any]] | None:
         """The newest snapshot as ``(seq, state)``, or None."""
 
-    def trials(self) -> list[Trial]:
-        """Every trial, ordered by number."""
-        return [s.trial for s in self.stored_trials()]
+    @abstractmethod
+    def trial(self, number: int) -> Trial:
+        """One trial by number (StorageError when absent)."""
+
+    def trials(self, status: TrialStatus | None = None) -> list[Trial]:
+        """Every trial (with a given status), ordered by number."""
+        return [s.trial for s in self.stored_trials() if status is None or s.trial.status is status]
 
     def count(self, status: TrialStatus | None = None) -> int:
         """Number of trials (with a given status)."""
-        return sum(1 for t in self.trials() if status is None or t.status is status)
+        return len(self.trials(status))
 
-    def close(self) -> None:
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the right to drive the experiment (one driver at a time); no-op by default."""
+        yield
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Release resources (no-op by default)."""
 
 
@@ -96,9 +123,10 @@ class MemoryStorage(Storage):
     """Keeps everything in Python objects; nothing survives the process."""
 
     def __init__(self) -> None:
-        self._meta: dict[str, Any] = {}
+        self._meta: dict[str, str] = {}
         self._trials: dict[int, StoredTrial] = {}
         self._snapshot: tuple[int, dict[str, Any]] | None = None
+        self._sorted = True  # trials are usually added in number order; sort lazily otherwise
 
     def get_meta(self, key: str) -> Any | None:
         value = self._meta.get(key)
@@ -110,27 +138,52 @@ class MemoryStorage(Storage):
     def add_trial(self, trial: Trial, ask_seq: int) -> None:
         if trial.number in self._trials:
             raise StorageError(f"trial {trial.number} is already stored")
+        if self._trials and trial.number < next(reversed(self._trials)):
+            self._sorted = False
         self._trials[trial.number] = StoredTrial(trial, ask_seq, None)
 
-    def finish_trial(self, trial: Trial, tell_seq: int, meta: dict[str, Any] | None = None) -> None:
+    def finish_trial(
+        self, trial: Trial, tell_seq: int | None, meta: dict[str, Any] | None = None
+    ) -> None:
+        _check_finishable(trial)
         old = self._trials.get(trial.number)
         if old is None:
             raise StorageError(f"trial {trial.number} was never started")
+        if old.tell_seq is not None:
+            raise StorageError(f"trial {trial.number} is already finished")
+        encoded = {k: dumps(v) for k, v in (meta or {}).items()}  # fail before changing anything
         self._trials[trial.number] = StoredTrial(trial, old.ask_seq, tell_seq)
-        for k, v in (meta or {}).items():
-            self.set_meta(k, v)
+        self._meta.update(encoded)
+
+    def _ordered(self) -> list[StoredTrial]:
+        if not self._sorted:
+            self._trials = dict(sorted(self._trials.items()))
+            self._sorted = True
+        return list(self._trials.values())
 
     def stored_trials(self) -> list[StoredTrial]:
-        return [self._trials[k] for k in sorted(self._trials)]
+        return self._ordered()
 
-    def trials(self) -> list[Trial]:
-        return [self._trials[k].trial for k in sorted(self._trials)]
+    def trial(self, number: int) -> Trial:
+        try:
+            return self._trials[number].trial
+        except KeyError:
+            raise StorageError(f"no trial {number} in this experiment") from None
+
+    def count(self, status: TrialStatus | None = None) -> int:
+        if status is None:
+            return len(self._trials)
+        return sum(1 for s in self._trials.values() if s.trial.status is status)
 
     def save_snapshot(self, seq: int, state: dict[str, Any]) -> None:
-        self._snapshot = (seq, json.loads(dumps(state)))
+        if self._snapshot is None or seq >= self._snapshot[0]:  # the newest event number wins
+            self._snapshot = (seq, json.loads(dumps(state)))
 
     def latest_snapshot(self) -> tuple[int, dict[str, Any]] | None:
-        return self._snapshot
+        if self._snapshot is None:
+            return None
+        # A copy: the caller may mutate what it loads.
+        return self._snapshot[0], json.loads(dumps(self._snapshot[1]))
 
 
 _SCHEMA = """
@@ -154,22 +207,30 @@ CREATE INDEX IF NOT EXISTS trials_status ON trials(status);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, state TEXT NOT NULL);
 """
 
+_MARKS = ",".join("?" * 12)
+_COLUMNS = (
+    "number, arch, status, metrics, cost, error, info, seed, fidelity, started_at, finished_at,"
+    " ask_seq, tell_seq"
+)
 
-def _row_to_stored(row: sqlite3.Row) -> StoredTrial:
+
+def _row_to_stored(row: tuple[Any, ...]) -> StoredTrial:
+    (number, arch, status, metrics, cost, error, info, seed, fidelity, started_at, finished_at,
+     ask_seq, tell_seq) = row
     trial = Trial(
-        number=row["number"],
-        arch=Architecture.from_json(row["arch"]),
-        status=TrialStatus(row["status"]),
-        metrics=json.loads(row["metrics"]),
-        cost=row["cost"],
-        error=row["error"],
-        info=json.loads(row["info"]),
-        seed=row["seed"],
-        fidelity=row["fidelity"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
+        number=number,
+        arch=Architecture.from_json(arch),
+        status=TrialStatus(status),
+        metrics=json.loads(metrics),
+        cost=cost,
+        error=error,
+        info=json.loads(info),
+        seed=seed,
+        fidelity=fidelity,
+        started_at=started_at,
+        finished_at=finished_at,
     )
-    return StoredTrial(trial, row["ask_seq"], row["tell_seq"])
+    return StoredTrial(trial, ask_seq, tell_seq)
 
 
 class SQLiteStorage(Storage):
@@ -177,8 +238,9 @@ class SQLiteStorage(Storage):
 
     Every write is its own transaction, so a ``kill -9`` at any moment leaves the file with every
     finished trial that was reported before it. ``synchronous=NORMAL`` in WAL mode is durable
-    against process crashes (not power loss) and keeps a commit well under a millisecond.
-    Open with ``readonly=True`` to inspect an experiment another process is writing.
+    against process crashes (not power loss) and keeps a commit in the tens of microseconds.
+    Open with ``readonly=True`` to inspect an experiment another process is writing: in WAL mode
+    readers never block the writer and each query sees the newest committed trials.
     """
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
@@ -193,9 +255,12 @@ class SQLiteStorage(Storage):
             self._conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None,
                                          check_same_thread=False)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open experiment database {str(self.path)!r}: {exc}") from exc
-        self._conn.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
+            raise StorageError(
+                f"cannot open experiment database {str(self.path)!r}: {exc}"
+            ) from exc
+        # One connection may be used from callback threads; SQLite objects are not thread-safe.
+        self._lock = threading.RLock()
+        self._lock_file: IO[str] | None = None
         try:
             if not readonly:
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -203,28 +268,43 @@ class SQLiteStorage(Storage):
                 self._conn.executescript(_SCHEMA)
             self._check_version()
         except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{str(self.path)!r} is not a nasforge experiment database: {exc}") from exc
+            self._conn.close()
+            raise StorageError(
+                f"{str(self.path)!r} is not a nasforge experiment database: {exc}"
+            ) from exc
+        except StorageError:
+            self._conn.close()
+            raise
 
     def _check_version(self) -> None:
         try:
             row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.OperationalError as exc:
-            raise StorageError(f"{str(self.path)!r} is not a nasforge experiment database ({exc})") from exc
+            raise StorageError(
+                f"{str(self.path)!r} is not a nasforge experiment database ({exc})"
+            ) from exc
         if row is None:
             if self.readonly:
-                raise StorageError(f"{str(self.path)!r} is not a nasforge experiment database (no schema)")
+                raise StorageError(
+                    f"{str(self.path)!r} is not a nasforge experiment database (no schema version)"
+                )
             self._conn.execute(
                 "INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             return
-        version = int(json.loads(row["value"]))
+        try:
+            version = int(json.loads(row[0]))
+        except (ValueError, TypeError):
+            raise StorageError(
+                f"{str(self.path)!r} has an unreadable schema version {row[0]!r}"
+            ) from None
         if version > SCHEMA_VERSION:
             raise StorageError(
-                f"{str(self.path)!r} was written by a newer nasforge (schema {version}; this version "
-                f"reads up to {SCHEMA_VERSION}); upgrade nasforge to open it"
+                f"{str(self.path)!r} was written by a newer nasforge (schema version {version}; "
+                f"this version reads up to {SCHEMA_VERSION}); upgrade nasforge to open it"
             )
 
-    @contextmanager
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         if self.readonly:
             raise StorageError(f"{str(self.path)!r} is open read-only")
@@ -237,64 +317,135 @@ class SQLiteStorage(Storage):
                 raise
             self._conn.execute("COMMIT")
 
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"cannot read {str(self.path)!r}: {exc}") from exc
+
     def get_meta(self, key: str) -> Any | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else json.loads(row["value"])
+        rows = self._read("SELECT value FROM meta WHERE key=?", (key,))
+        return None if not rows else json.loads(rows[0][0])
 
     def set_meta(self, key: str, value: Any) -> None:
+        text = dumps(value)
         with self._tx() as c:
-            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, dumps(value)))
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, text))
 
     def add_trial(self, trial: Trial, ask_seq: int) -> None:
+        row = (trial.number, trial.arch.to_json(), trial.status.value, dumps(dict(trial.metrics)),
+               trial.cost, trial.error, dumps(dict(trial.info)), trial.seed, trial.fidelity,
+               trial.started_at, trial.finished_at, ask_seq)
         with self._tx() as c:
             try:
-                c.execute(
-                    "INSERT INTO trials(number, arch, status, metrics, cost, error, info, seed, fidelity,"
-                    " started_at, finished_at, ask_seq, tell_seq) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,NULL)",
-                    (trial.number, trial.arch.to_json(), trial.status.value, dumps(dict(trial.metrics)),
-                     trial.cost, trial.error, dumps(dict(trial.info)), trial.seed, trial.fidelity,
-                     trial.started_at, trial.finished_at, ask_seq),
-                )
+                c.execute(f"INSERT INTO trials({_COLUMNS}) VALUES({_MARKS},NULL)", row)
             except sqlite3.IntegrityError:
                 raise StorageError(f"trial {trial.number} is already stored") from None
 
-    def finish_trial(self, trial: Trial, tell_seq: int, meta: dict[str, Any] | None = None) -> None:
-        metrics = {k: float(v) for k, v in trial.metrics.items()}
+    def finish_trial(
+        self, trial: Trial, tell_seq: int | None, meta: dict[str, Any] | None = None
+    ) -> None:
+        _check_finishable(trial)
+        metrics = dumps({k: float(v) for k, v in trial.metrics.items()})
+        cost = trial.cost if math.isfinite(trial.cost) else 0.0
+        args = (trial.status.value, metrics, cost, trial.error, dumps(dict(trial.info)),
+                trial.started_at, trial.finished_at, tell_seq, trial.number)
+        encoded = [(k, dumps(v)) for k, v in (meta or {}).items()]
         with self._tx() as c:
             cur = c.execute(
-                "UPDATE trials SET status=?, metrics=?, cost=?, error=?, info=?, finished_at=?, tell_seq=?"
-                " WHERE number=?",
-                (trial.status.value, dumps(metrics), trial.cost if math.isfinite(trial.cost) else 0.0,
-                 trial.error, dumps(dict(trial.info)), trial.finished_at, tell_seq, trial.number),
+                "UPDATE trials SET status=?, metrics=?, cost=?, error=?, info=?, started_at=?,"
+                " finished_at=?, tell_seq=? WHERE number=? AND tell_seq IS NULL",
+                args,
             )
             if cur.rowcount != 1:
-                raise StorageError(f"trial {trial.number} was never started")
-            for k, v in (meta or {}).items():
-                c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (k, dumps(v)))
+                exists = c.execute("SELECT 1 FROM trials WHERE number=?",
+                                   (trial.number,)).fetchone()
+                if exists is None:
+                    raise StorageError(f"trial {trial.number} was never started")
+                raise StorageError(f"trial {trial.number} is already finished")
+            if encoded:
+                c.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", encoded)
 
     def stored_trials(self) -> list[StoredTrial]:
-        rows = self._conn.execute("SELECT * FROM trials ORDER BY number").fetchall()
+        rows = self._read(f"SELECT {_COLUMNS} FROM trials ORDER BY number")
         return [_row_to_stored(r) for r in rows]
+
+    def trials(self, status: TrialStatus | None = None) -> list[Trial]:
+        if status is None:
+            rows = self._read(f"SELECT {_COLUMNS} FROM trials ORDER BY number")
+        else:  # served by the status index
+            rows = self._read(f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY number",
+                              (status.value,))
+        return [_row_to_stored(r).trial for r in rows]
+
+    def trial(self, number: int) -> Trial:
+        rows = self._read(f"SELECT {_COLUMNS} FROM trials WHERE number=?", (number,))
+        if not rows:
+            raise StorageError(f"no trial {number} in {str(self.path)!r}")
+        return _row_to_stored(rows[0]).trial
 
     def count(self, status: TrialStatus | None = None) -> int:
         if status is None:
-            return int(self._conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
-        return int(
-            self._conn.execute("SELECT COUNT(*) FROM trials WHERE status=?", (status.value,)).fetchone()[0]
-        )
+            return int(self._read("SELECT COUNT(*) FROM trials")[0][0])
+        return int(self._read("SELECT COUNT(*) FROM trials WHERE status=?", (status.value,))[0][0])
 
     def save_snapshot(self, seq: int, state: dict[str, Any]) -> None:
+        text = dumps(state)
         with self._tx() as c:
-            c.execute("INSERT OR REPLACE INTO snapshots(seq, state) VALUES(?, ?)", (seq, dumps(state)))
-            # Keep the two newest: one is always complete even if a write is torn mid-way.
-            c.execute("DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT 2)")
+            c.execute("INSERT OR REPLACE INTO snapshots(seq, state) VALUES(?, ?)", (seq, text))
+            # Keep the two newest, so that a reader always finds a complete one.
+            c.execute("DELETE FROM snapshots WHERE seq NOT IN "
+                      "(SELECT seq FROM snapshots ORDER BY seq DESC LIMIT 2)")
 
     def latest_snapshot(self) -> tuple[int, dict[str, Any]] | None:
-        row = self._conn.execute("SELECT seq, state FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else (int(row["seq"]), json.loads(row["state"]))
+        rows = self._read("SELECT seq, state FROM snapshots ORDER BY seq DESC LIMIT 1")
+        return None if not rows else (int(rows[0][0]), json.loads(rows[0][1]))
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold an exclusive lock on ``<db>.lock`` while an experiment drives this file.
+
+        The operating system drops the lock when the process dies (even by ``kill -9``), so a
+        restarted run never waits on a dead one, while two live runs on one file are refused.
+        """
+        if self.readonly:
+            raise StorageError(f"{str(self.path)!r} is open read-only; it cannot run an experiment")
+        if self._lock_file is not None:  # re-entrant within one process
+            yield
+            return
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; one driver per file is up to the user
+            yield
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+")  # noqa: SIM115 (held across the yield)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise StorageError(
+                f"another process (pid {owner}) is running the experiment in {str(self.path)!r}; "
+                "wait for it to finish or stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+        try:
+            yield
+        finally:
+            self._lock_file = None
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
 
 def open_storage(spec: str | Path | Storage | None) -> Storage:

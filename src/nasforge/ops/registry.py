@@ -95,8 +95,9 @@ class Zero(nn.Module):
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
         if x.shape[1] != self.c_out:
-            shape = (x.shape[0], self.c_out, x.shape[2], x.shape[3])
-            return x.new_zeros(shape)
+            # Derived from x (not new_zeros) so the result stays in the autograd graph: a loss
+            # that depends only on this op must still be able to call backward().
+            return x[:, :1].mul(0.0).repeat(1, self.c_out, 1, 1)
         return x.mul(0.0)
 
 
@@ -164,4 +165,16 @@ OPS.update({
         nn.Conv2d(ci, co, (7, 1), stride=(s, 1), padding=(3, 0), bias=False),
         nn.BatchNorm2d(co, affine=a),
     ),
+})
+
+
+# Plain-convolution and single depthwise-separable ops for chain-structured (macro) spaces
+# (layer ops of ENAS' macro space, Pham et al., ICML 2018): ReLU -> conv -> BN like the cell ops, so
+# one op vocabulary serves every space. ``dwsep_conv`` is one depthwise+pointwise stack, unlike
+# DARTS' ``sep_conv`` which applies it twice.
+OPS.update({
+    "nor_conv_5x5": lambda ci, co, s, a: ReLUConvBN(ci, co, 5, s, 2, 1, a),
+    "nor_conv_7x7": lambda ci, co, s, a: ReLUConvBN(ci, co, 7, s, 3, 1, a),
+    "dwsep_conv_3x3": lambda ci, co, s, a: DilConv(ci, co, 3, s, 1, 1, a),
+    "dwsep_conv_5x5": lambda ci, co, s, a: DilConv(ci, co, 5, s, 2, 1, a),
 })

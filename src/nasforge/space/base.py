@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from nasforge.errors import ConfigError, InvalidArchitectureError
 from nasforge.space.architecture import Architecture
 from nasforge.space.decision import Choice, Value
 from nasforge.utils.rng import RngLike, as_rng
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SearchSpace(ABC):
@@ -30,9 +33,14 @@ class SearchSpace(ABC):
 
     name: str = "space"
 
+    small_build_kwargs: ClassVar[Mapping[str, Any]] = {}
+    """Options for :meth:`build` that give a small, fast network of this space (fewer cells,
+    narrower layers). Generic tests build every registered space with them; spaces whose default
+    network is already small leave it empty."""
+
     def __init__(self) -> None:
         self._decisions: tuple[Choice, ...] = tuple(self._declare())
-        seen: set[str] = set()
+        seen: dict[str, Choice] = {}
         for d in self._decisions:
             if d.name in seen:
                 raise ConfigError(f"space {self.name!r} declares decision {d.name!r} twice")
@@ -41,7 +49,13 @@ class SearchSpace(ABC):
                     raise ConfigError(
                         f"decision {d.name!r} depends on {c.decision!r}, which is not declared before it"
                     )
-            seen.add(d.name)
+                # A condition value its parent cannot take is almost surely a typo: refuse it.
+                for value in c.values:
+                    try:
+                        seen[c.decision].index(value)
+                    except ConfigError as exc:
+                        raise ConfigError(f"condition of decision {d.name!r}: {exc}") from None
+            seen[d.name] = d
         self._by_name = {d.name: d for d in self._decisions}
         self._offsets: dict[str, int] = {}
         offset = 0
@@ -280,9 +294,27 @@ class SearchSpace(ABC):
             if self.is_valid(arch):
                 yield arch
 
+    def example_input(self, batch: int = 2, seed: int = 0) -> torch.Tensor:
+        """A seeded random input batch for this space's networks: ``(batch, 3, 32, 32)`` here.
+
+        Spaces whose networks take another input shape override this; generic tests and tools
+        (FLOPs, latency, zero-cost proxies) use it to run a built network.
+        """
+        import torch  # deferred: the space core stays importable without loading torch
+
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn(batch, 3, 32, 32, generator=gen)
+
     def supernet(self, **kwargs: Any) -> Any:
-        """A weight-sharing supernet of this space (spaces that support one override this)."""
-        raise ConfigError(f"space {self.name!r} has no weight-sharing supernet")
+        """A weight-sharing supernet of this space (a ``nasforge.oneshot.Supernet``).
+
+        Spaces get one by registering a builder in ``nasforge.oneshot.supernet`` (or by overriding
+        this method); others raise a ConfigError naming the spaces that have one.
+        """
+        # Deferred import: the space core must not load torch or the one-shot package.
+        from nasforge.oneshot.supernet import build_supernet
+
+        return build_supernet(self, **kwargs)
 
     def describe(self) -> dict[str, Any]:
         """A short JSON-able summary: name, number of decisions, size."""

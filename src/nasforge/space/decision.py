@@ -23,6 +23,18 @@ class Condition:
     decision: str
     values: tuple[Value, ...]
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.decision, str) or not self.decision:
+            raise ConfigError(
+                f"a condition needs the name of its parent decision, got {self.decision!r}"
+            )
+        if not isinstance(self.values, tuple):
+            object.__setattr__(self, "values", tuple(self.values))
+        if len(self.values) == 0:
+            raise ConfigError(
+                f"condition on {self.decision!r} has no values, so its decision could never exist"
+            )
+
     def holds(self, assignment: Mapping[str, Value]) -> bool:
         """True when the parent decision is assigned and its value is one of ``values``."""
         return self.decision in assignment and assignment[self.decision] in self.values
@@ -48,14 +60,15 @@ class Choice:
             object.__setattr__(self, "options", tuple(self.options))
         if len(self.options) == 0:
             raise ConfigError(f"decision {self.name!r} has no options")
-        if len(set(self.options)) != len(self.options):
-            raise ConfigError(f"decision {self.name!r} has repeated options: {self.options!r}")
+        # Types first: an unhashable option would otherwise fail the repeat check with a TypeError.
         for option in self.options:
             if not isinstance(option, (str, int, float, bool)):
                 raise ConfigError(
                     f"decision {self.name!r}: option {option!r} is a {type(option).__name__}; "
                     "options must be str, int, float or bool"
                 )
+        if len(set(self.options)) != len(self.options):
+            raise ConfigError(f"decision {self.name!r} has repeated options: {self.options!r}")
 
     @property
     def size(self) -> int:

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# nasforge's one entry point for a fresh Debian/Ubuntu machine with Python 3.10+.
+#
+#   ./run.sh search [flags]   set up (first time only), then run the demo architecture search:
+#                             NAS-Bench-201 cells trained on Fashion-MNIST, a few minutes on 2 CPU cores
+#   ./run.sh test [args]      set up (first time only), then run the whole test suite (pytest args pass through)
+#   ./run.sh setup            only set up
+#
+# Set-up: Debian packages (python3-venv, dataset-fashion-mnist) when missing, a virtual environment in
+# .venv, PyTorch's CPU build when no torch is installed there, then nasforge with its dev extras.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${NASFORGE_VENV:-.venv}"
+PY="$VENV/bin/python"
+TORCH_SPEC="${NASFORGE_TORCH:-torch==2.13.0}"
+
+say() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }
+
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+            say "please install the Debian packages: $* (needs root)"; return 1; fi
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then say "no apt-get here; please install: $*"; return 1; fi
+    $sudo apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+setup() {
+    if ! python3 -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+        say "nasforge needs Python 3.10 or newer as python3"; exit 1
+    fi
+    if [ ! -x "$PY" ]; then
+        if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+            say "installing python3-venv"; apt_install python3-venv
+        fi
+        say "creating $VENV"; python3 -m venv "$VENV"
+    fi
+    if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ -z "${NASFORGE_DATA:-}" ]; then
+        say "installing Debian's dataset-fashion-mnist"
+        apt_install dataset-fashion-mnist || say "could not install it; set NASFORGE_DATA or pass --data"
+    fi
+    if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
+        # The CPU wheel first: an unpinned `torch` from PyPI pulls a multi-GB CUDA build.
+        say "installing PyTorch ($TORCH_SPEC, CPU build)"
+        "$PY" -m pip install -q --timeout 30 --index-url https://download.pytorch.org/whl/cpu "$TORCH_SPEC" \
+            || "$PY" -m pip install -q "$TORCH_SPEC"
+    fi
+    local stamp="$VENV/.nasforge-installed"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        say "installing nasforge and its dependencies into $VENV"
+        "$PY" -m pip install -q -e ".[dev]"
+        touch "$stamp"
+    fi
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    setup)
+        setup ;;
+    search)
+        setup
+        # The demo: regularized evolution over NAS-Bench-201 cells (C=8, one cell per stage), each
+        # candidate trained 2 epochs on 6,000 Fashion-MNIST images with early stopping, 10 trials.
+        exec "$VENV/bin/nasforge" search --space nb201 --strategy rea --evaluator train \
+            --dataset fashion_mnist --budget-trials 10 --storage runs/demo.db \
+            --strategy-option population_size=4 --strategy-option sample_size=2 "$@" ;;
+    test)
+        setup
+        # Ray binds 127.0.0.1 only with this set (the tests must not use other interfaces).
+        export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+        set +e
+        "$PY" -m pytest "$@"
+        rc=$?
+        set -e
+        if [ "$rc" = 5 ]; then say "pytest collected no tests: failing on purpose"; exit 1; fi
+        exit "$rc" ;;
+    *)
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

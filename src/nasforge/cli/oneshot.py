@@ -1,0 +1,207 @@
+"""``nasforge oneshot``: train a weight-sharing supernet with DARTS, GDAS, SPOS, ENAS or once-for-all
+on real data and print the chosen architecture (with its NAS-Bench-201 result for that space).
+
+The defaults finish in a few minutes on two CPU cores: Fashion-MNIST (28x28x1), a 2,000-image
+subset split half for the weights and half for the architecture, 3 epochs, and small supernets
+(NAS-Bench-201: C=8, one cell per stage; DARTS: C=8, 5 cells; elastic: width 0.25). The papers'
+settings are reachable with the flags (``--epochs 50 --subset 50000 --C 16 --cells 5``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from nasforge.cli.common import console, fmt_metric, write_json
+from nasforge.config import parse_options
+from nasforge.errors import ConfigError, DataNotFoundError
+from nasforge.registry import SPACES
+from nasforge.utils.device import resolve_device
+
+DEFAULT_BUILD: dict[str, dict[str, Any]] = {
+    "nb201": {"C": 8, "N": 1},
+    "darts": {"C": 8, "layers": 5},
+    "elastic": {"width_mult": 0.25, "stem_stride": 1},
+}
+# The flag that sets a space's number of cells, and which build option it maps to.
+_CELLS_OPTION = {"nb201": "N", "darts": "layers"}
+
+
+def register(sub: Any) -> None:
+    """Add the ``oneshot`` subcommand."""
+    from nasforge.oneshot.methods import METHODS
+
+    p: argparse.ArgumentParser = sub.add_parser(
+        "oneshot",
+        help="one-shot search: train a weight-sharing supernet (DARTS, GDAS, SPOS, ENAS, OFA)",
+        description="Train a weight-sharing supernet of a search space on real data with a one-shot "
+        "method and print the architecture it chooses. For the nb201 space the chosen cell is looked "
+        "up in the NAS-Bench-201 table (--nb201 PATH, $NASFORGE_NB201, or ../shared/benchmarks/nb201 "
+        "beside the project) and its published CIFAR-10 test accuracy is printed.",
+    )
+    p.add_argument("--method", required=True, choices=sorted(METHODS),
+                   help="darts (1st order), darts2 (2nd order), gdas, spos, enas, ofa (elastic space)")
+    p.add_argument("--space", default="nb201", help="search space with a supernet: nb201 (default), darts, elastic")
+    p.add_argument("--dataset", default="fashion_mnist", help="dataset name (default fashion_mnist)")
+    p.add_argument("--data", metavar="DIR", help="directory holding the dataset files")
+    p.add_argument("--epochs", type=int, default=3, help="search epochs (default 3; papers: 50)")
+    p.add_argument("--subset", type=int, default=2000, metavar="N",
+                   help="training images used, split half for weights, half for the architecture (default 2000)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="batch size (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same run on CPU)")
+    p.add_argument("--C", type=int, metavar="C", help="initial channels of the supernet (default 8)")
+    p.add_argument("--cells", type=int, metavar="N",
+                   help="cells per stage (nb201, default 1) or cells in total (darts, default 5)")
+    p.add_argument("--search-trials", type=int, metavar="N",
+                   help="architectures the spos/ofa search evaluates with inherited weights (default 100 / 20)")
+    p.add_argument("--option", action="append", metavar="K=V",
+                   help="method setting, repeatable (e.g. w_lr=0.05, tau_max=10, controller_steps=20)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--checkpoint", metavar="PATH", help="save the search state here after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    p.add_argument("--nb201", metavar="PATH", help="NAS-Bench-201 table (directory or CSV) for the lookup")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="write the result as JSON (stdout if no FILE)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value}")
+
+
+def build_options(args: argparse.Namespace, in_channels: int, num_classes: int) -> dict[str, Any]:
+    """Supernet build options for the chosen space from the flags and the dataset."""
+    if args.space not in DEFAULT_BUILD:
+        from nasforge.oneshot.supernet import supernet_spaces
+
+        raise ConfigError(f"space {args.space!r} has no supernet; allowed: {', '.join(supernet_spaces())}")
+    options = dict(DEFAULT_BUILD[args.space])
+    options.update(in_channels=in_channels, num_classes=num_classes)
+    if args.C is not None:
+        if args.space == "elastic":
+            raise ConfigError("--C does not apply to the elastic space (it has fixed MobileNetV3 widths)")
+        options["C"] = args.C
+    if args.cells is not None:
+        if args.space not in _CELLS_OPTION:
+            raise ConfigError(f"--cells does not apply to the {args.space} space")
+        options[_CELLS_OPTION[args.space]] = args.cells
+    return options
+
+
+def nb201_table_path(explicit: str | None) -> Path | None:
+    """--nb201, else $NASFORGE_NB201, else ``../shared/benchmarks/nb201`` beside the project."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("NASFORGE_NB201"):
+        return Path(os.environ["NASFORGE_NB201"])
+    root = Path(__file__).resolve().parents[3]
+    candidate = root.parent / "shared" / "benchmarks" / "nb201"
+    return candidate if (candidate / "nb201.csv").is_file() else None
+
+
+def lookup_nb201(arch_string: str, explicit: str | None) -> dict[str, Any] | None:
+    """The NAS-Bench-201 record of the chosen cell (CIFAR-10, 200 epochs), None without a table."""
+    from nasforge.benchmarks import NB201Table
+
+    path = nb201_table_path(explicit)
+    if path is None:
+        return None
+    record = NB201Table.load(path).query(arch_string, "cifar10", 200)
+    return {
+        "table": str(path),
+        "index": record.index,
+        "cifar10_test_acc_200": record.test_acc,
+        "cifar10_valid_val_acc_200": record.val_acc,
+        "params_m": record.params_m,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the oneshot command."""
+    import torch
+
+    from nasforge.data import dataset_info, make_splits
+    from nasforge.oneshot.methods import create_search
+    from nasforge.oneshot.supernet import seeded_supernet
+
+    for name in ("epochs", "subset", "batch_size", "cells", "C", "search_trials"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if args.resume and not args.checkpoint:
+        raise ConfigError("--resume needs --checkpoint PATH")
+    if args.method == "ofa" and args.space != "elastic":
+        raise ConfigError(f"--method ofa trains the elastic space; got --space {args.space!r}")
+    if args.space == "elastic" and args.method != "ofa":
+        raise ConfigError(f"the elastic space is trained with --method ofa, not {args.method!r}")
+    if args.subset < 2 * args.batch_size:
+        raise ConfigError(
+            f"--subset {args.subset} is too small for two splits of at least one batch of {args.batch_size}"
+        )
+    options = parse_options(args.option)
+    if args.search_trials is not None:
+        if args.method not in ("spos", "ofa"):
+            raise ConfigError("--search-trials applies to --method spos and ofa only")
+        options["search_trials"] = args.search_trials
+    options.update(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+
+    info = dataset_info(args.dataset)
+    half = args.subset // 2
+    data_spec = {"dataset": args.dataset, "data_dir": args.data, "val_size": 0.5,
+                 "train_subset": half, "val_subset": half, "seed": args.seed}
+    splits = make_splits(args.dataset, data_dir=args.data, val_size=0.5, train_subset=half,
+                         val_subset=half, seed=args.seed)
+    space = SPACES.create(args.space)
+    build = build_options(args, info.in_channels, info.num_classes)
+    supernet = seeded_supernet(space, args.seed, **build)
+    device = resolve_device(args.device)
+    search = create_search(args.method, supernet, splits, device=device, checkpoint=args.checkpoint,
+                           data_spec=data_spec, **options)
+    quiet = args.quiet or args.json == "-"
+    if args.checkpoint and args.resume and not Path(args.checkpoint).is_file() and not quiet:
+        console.print(f"no checkpoint at {args.checkpoint} yet: starting from the beginning")
+
+    def on_epoch(s: Any, entry: dict[str, float]) -> None:
+        if not quiet:
+            numbers = ", ".join(f"{k}={fmt_metric(v)}" for k, v in entry.items() if k != "epoch")
+            console.print(f"epoch {int(entry['epoch']) + 1}/{args.epochs}: {numbers}")
+
+    if not quiet:
+        console.print(f"{args.method} on {args.space} ({args.dataset}, {2 * half} images, device "
+                      f"{device}, {torch.get_num_threads()} threads)")
+    result = search.run(resume=args.resume, on_epoch=on_epoch)
+    out = result.to_dict()
+    out.update(space=args.space, dataset=args.dataset, build=build, device=device,
+               checkpoint=args.checkpoint)
+    if args.space == "nb201":
+        try:
+            out["nb201"] = lookup_nb201(result.arch_string, args.nb201)
+        except DataNotFoundError:
+            if args.nb201:
+                raise
+            out["nb201"] = None
+    if not quiet:
+        _print_result(out)
+    if args.json:
+        write_json(out, args.json)
+    return 0
+
+
+def _print_result(out: dict[str, Any]) -> None:
+    console.print(f"finished {out['steps']} steps in {out['seconds']:.1f} s")
+    console.print(f"[bold]chosen architecture[/bold]: {out['arch_string']}", soft_wrap=True)
+    for key in ("supernet_accuracy", "largest_accuracy", "smallest_accuracy", "reward"):
+        if key in out["info"]:
+            console.print(f"  {key.replace('_', ' ')} (inherited weights): {out['info'][key]:.2f} %")
+    if out.get("space") == "nb201":
+        rec = out.get("nb201")
+        if rec is None:
+            console.print("  NAS-Bench-201 table not found (pass --nb201 PATH or set $NASFORGE_NB201)")
+        else:
+            console.print(f"  NAS-Bench-201 #{rec['index']}: published CIFAR-10 test accuracy "
+                          f"(200 epochs) {rec['cifar10_test_acc_200']:.2f} %, "
+                          f"{rec['params_m']:.3f} M params", soft_wrap=True)

@@ -1,0 +1,199 @@
+"""Experiment configuration: one validated model shared by the CLI, YAML files and resume.
+
+A :class:`SearchConfig` is everything ``nasforge search`` needs. It is stored with the experiment,
+so ``nasforge search --resume DB`` can rebuild the same experiment from the database alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nasforge.errors import ConfigError
+from nasforge.registry import EVALUATORS, SPACES, STRATEGIES
+from nasforge.trial import Constraint, Objective
+
+if TYPE_CHECKING:
+    from nasforge.experiment import Callback, Experiment, Storage
+
+#: The fields that define *which* experiment this is; the others (budget, storage, executor, device)
+#: may change between runs, e.g. to extend the budget of a finished search.
+IDENTITY_FIELDS = {
+    "space", "space_options", "strategy", "strategy_options", "evaluator", "evaluator_options",
+    "objectives", "constraints", "seed",
+}
+
+EXECUTORS = ("inline", "process", "ray")
+
+
+class SearchConfig(BaseModel):
+    """Settings of one search experiment (every field has a CLI flag and a YAML key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: str = "nb201"
+    space_options: dict[str, Any] = Field(default_factory=dict)
+    strategy: str = "rea"
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    evaluator: str = "train"
+    evaluator_options: dict[str, Any] = Field(default_factory=dict)
+    objectives: list[str] = Field(default_factory=lambda: ["accuracy"])
+    constraints: list[str] = Field(default_factory=list)
+    budget_trials: int | None = None
+    budget_seconds: float | None = None
+    budget_cost: float | None = None
+    seed: int = 0
+    storage: str | None = None
+    executor: str = "inline"
+    workers: int = 1
+    device: str = "auto"
+    trial_timeout: float | None = None
+
+    @field_validator("space")
+    @classmethod
+    def _space_known(cls, v: str) -> str:
+        SPACES.get(v)
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_known(cls, v: str) -> str:
+        STRATEGIES.get(v)
+        return v
+
+    @field_validator("evaluator")
+    @classmethod
+    def _evaluator_known(cls, v: str) -> str:
+        EVALUATORS.get(v)
+        return v
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives_parse(cls, v: list[str]) -> list[str]:
+        for o in v:
+            Objective.parse(o)
+        if not v:
+            raise ConfigError("at least one objective is needed")
+        return v
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints_parse(cls, v: list[str]) -> list[str]:
+        for c in v:
+            Constraint.parse(c)
+        return v
+
+    @field_validator("executor")
+    @classmethod
+    def _executor_known(cls, v: str) -> str:
+        if v not in EXECUTORS:
+            raise ConfigError(f"unknown executor {v!r}; allowed: {', '.join(map(repr, EXECUTORS))}")
+        return v
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_positive(cls, v: int) -> int:
+        if v < 1:
+            raise ConfigError(f"workers must be >= 1, got {v}")
+        return v
+
+
+def make_config(data: Mapping[str, Any], source: str = "options") -> SearchConfig:
+    """Validate ``data`` into a SearchConfig; errors name the source, the key and the bad value."""
+    try:
+        return SearchConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(SearchConfig.model_fields)
+                msg = f"unknown key; allowed keys: {allowed}"
+            lines.append(f"{source}: {key}: {msg} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def build_experiment(
+    cfg: SearchConfig, callbacks: Sequence[Callback] = (), storage: Storage | str | None = None
+) -> Experiment:
+    """Create the space, strategy, evaluator, budget and executor a config describes."""
+    from nasforge.experiment import Budget, Experiment
+    from nasforge.utils.rng import derive_seed
+
+    space = SPACES.create(cfg.space, **cfg.space_options)
+    strategy = STRATEGIES.create(
+        cfg.strategy, space, seed=derive_seed(cfg.seed, "strategy"), objectives=cfg.objectives,
+        **cfg.strategy_options,
+    )
+    evaluator = EVALUATORS.create(cfg.evaluator, **cfg.evaluator_options)
+    budget = Budget(max_trials=cfg.budget_trials, max_seconds=cfg.budget_seconds, max_cost=cfg.budget_cost)
+    executor = None
+    if cfg.executor != "inline" or cfg.workers > 1:
+        from nasforge.experiment import make_executor  # type: ignore[attr-defined]
+
+        executor = make_executor(cfg.executor, workers=cfg.workers)
+    return Experiment(
+        space, strategy, evaluator, budget=budget, objectives=cfg.objectives,
+        constraints=cfg.constraints, storage=storage if storage is not None else cfg.storage,
+        executor=executor, seed=cfg.seed, device=cfg.device, trial_timeout=cfg.trial_timeout,
+        callbacks=callbacks, config=cfg.model_dump(mode="json", include=IDENTITY_FIELDS),
+    )
+
+
+def accepts(factory: Any, option: str) -> bool:
+    """Whether a registered factory takes keyword ``option`` (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` where value is YAML (``3``, ``0.1``, ``true``, ``[16, 32]``, ``name``)."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"option {text!r} must look like key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key.isidentifier():
+        raise ConfigError(f"option name {key!r} (from {text!r}) is not a valid name")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """Parse a list of ``key=value`` strings into a dict."""
+    return dict(parse_option(t) for t in (items or []))
+
+
+def default_storage_path(cfg: SearchConfig) -> Path:
+    """``runs/<space>-<strategy>-<evaluator>-seed<seed>.db`` in the working directory."""
+    return Path("runs") / f"{cfg.space}-{cfg.strategy}-{cfg.evaluator}-seed{cfg.seed}.db"
+
+
+def load_yaml_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML settings file (a mapping of SearchConfig keys) with clear errors."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of settings, got {type(data).__name__}")
+    return data

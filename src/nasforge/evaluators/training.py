@@ -1,0 +1,316 @@
+"""Training-based performance estimation: build the architecture, train it, report accuracy.
+
+``create_evaluator("train", dataset="fashion_mnist", epochs=2, train_subset=2000, ...)`` trains
+every architecture with :class:`nasforge.train.Trainer` on a fixed, seeded split of the data and
+returns its validation accuracy (percent) as metric ``accuracy``. It supports:
+
+* multi-fidelity: ``ctx.fidelity`` (when set) is the number of epochs for that evaluation, so a
+  strategy (Hyperband, successive halving) can ask for cheap and expensive evaluations;
+* early stopping (``early_stopping=patience``, ``min_delta``), with the best epoch's weights;
+* pruning: each epoch's validation accuracy goes to ``ctx.report``; a True answer raises
+  :class:`~nasforge.evaluators.base.TrialPruned`;
+* a deadline (``ctx.deadline``) and NaN/inf losses, both turned into failed Results with reasons;
+* extra hardware metrics of the trained model (``metrics=("flops", "latency_ms", ...)``).
+
+What ``space.build`` receives: ``space.build(arch, num_classes=<dataset classes>,
+in_channels=<channels of the batches>, **build_kwargs)``. Spaces built for 3x32x32 inputs can run
+on 1x28x28 Fashion-MNIST either by taking ``in_channels=1`` (nb201 does; global pooling makes
+the image size irrelevant) or with ``image_size=32, channels=3`` (pad and repeat the channel).
+
+The evaluator is picklable: data is loaded lazily in the process that evaluates, and cached there.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasforge.data import ArrayDataset, BatchLoader, DataSplits, dataset_info, make_splits
+from nasforge.errors import ConfigError
+from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
+from nasforge.metrics import count_params
+from nasforge.registry import EVALUATORS
+from nasforge.space.architecture import Architecture
+from nasforge.train import (
+    EarlyStopping,
+    EpochStats,
+    LossFn,
+    NonFiniteLossError,
+    TimeLimitExceeded,
+    TrainConfig,
+    Trainer,
+    evaluate_model,
+)
+from nasforge.trial import Result
+from nasforge.utils.device import resolve_device
+from nasforge.utils.rng import derive_seed
+
+_TRAIN_KEYS = tuple(TrainConfig.__dataclass_fields__)
+
+
+@EVALUATORS.register("train")
+class TrainingEvaluator(Evaluator):
+    """Train each architecture on a dataset; metric ``accuracy`` is the validation accuracy (%).
+
+    Data options: ``dataset`` (name: fashion_mnist, mnist, cifar10, cifar100; or an
+    ``ArrayDataset`` / ``(images, labels)`` pair / torch Dataset), ``data_dir``, ``download``,
+    ``val_size`` (held out of the training split; count or fraction), ``train_subset``,
+    ``val_subset``, ``test`` (also report ``test_accuracy`` on the official test split),
+    ``data_seed`` (the split never depends on the trial's seed), ``augment`` ("default", "none",
+    "crop_flip", ...), ``image_size``/``channels``/``resize_mode`` (input adaptation).
+    Training options: every field of :class:`~nasforge.train.TrainConfig` (``epochs``,
+    ``batch_size``, ``lr``, ``optimizer``, ``weight_decay``, ``label_smoothing``, ``grad_clip``,
+    ...). ``early_stopping``: patience in epochs (None: off), ``min_delta``, ``restore_best``.
+    ``metrics``: extra metrics of the trained model from :mod:`nasforge.metrics`.
+    ``build_kwargs``: passed to ``space.build``. ``device``: overrides ``ctx.device``.
+    """
+
+    name = "train"
+
+    def __init__(
+        self,
+        dataset: Any = "fashion_mnist",
+        data_dir: str | None = None,
+        *,
+        download: bool = False,
+        val_size: int | float = 0.1,
+        train_subset: int | float | None = None,
+        val_subset: int | float | None = None,
+        test: bool = False,
+        test_subset: int | float | None = None,
+        data_seed: int = 0,
+        augment: str = "default",
+        image_size: int | None = None,
+        channels: int | None = None,
+        resize_mode: str = "pad",
+        early_stopping: int | None = None,
+        min_delta: float = 0.0,
+        restore_best: bool | None = None,
+        metrics: Sequence[str] = (),
+        metric_options: Mapping[str, Any] | None = None,
+        build_kwargs: Mapping[str, Any] | None = None,
+        device: str | None = None,
+        **train_options: Any,
+    ) -> None:
+        super().__init__()
+        bad = sorted(set(train_options) - set(_TRAIN_KEYS))
+        if bad:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(map(repr, bad))} for evaluator {self.name!r}; "
+                f"training options are: {', '.join(_TRAIN_KEYS)}"
+            )
+        self.train_config = TrainConfig(**train_options)
+        self.dataset = dataset
+        self.data_dir = data_dir
+        self.download = download
+        self.val_size = val_size
+        self.train_subset = train_subset
+        self.val_subset = val_subset
+        self.test = test
+        self.test_subset = test_subset
+        self.data_seed = int(data_seed)
+        self.augment = augment
+        self.image_size = image_size
+        self.channels = channels
+        self.resize_mode = resize_mode
+        if early_stopping is not None:
+            EarlyStopping(early_stopping, min_delta)  # validates patience/min_delta now
+        self.early_stopping = early_stopping
+        self.min_delta = min_delta
+        self.restore_best = early_stopping is not None if restore_best is None else restore_best
+        self.metrics = tuple(metrics)
+        self.metric_options = dict(metric_options or {})
+        if self.metrics:
+            from nasforge.metrics import check_metric_names
+
+            check_metric_names(self.metrics)
+        self.build_kwargs = dict(build_kwargs or {})
+        self.device = device
+        self._splits: DataSplits | None = None
+        self._on_device: dict[str, DataSplits] = {}
+        # An unknown dataset name should fail when the evaluator is created, not in a worker.
+        if isinstance(dataset, str):
+            dataset_info(dataset)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        # Loaded data stays behind: each worker process loads (and caches) its own copy.
+        state = self.__dict__.copy()
+        state["_splits"] = None
+        state["_on_device"] = {}
+        return state
+
+    # ------------------------------------------------------------------ data
+    def splits(self) -> DataSplits:
+        """The train/val(/test) data, loaded on first use and cached in this process."""
+        if self._splits is None:
+            self._splits = make_splits(
+                self.dataset, data_dir=self.data_dir, download=self.download,
+                val_size=self.val_size, train_subset=self.train_subset,
+                val_subset=self.val_subset, test=self.test, test_subset=self.test_subset,
+                seed=self.data_seed,
+            )
+        return self._splits
+
+    def _splits_on(self, device: str) -> DataSplits:
+        if device == "cpu":
+            return self.splits()
+        if device not in self._on_device:
+            s = self.splits()
+            self._on_device[device] = DataSplits(
+                s.train.to(device), s.val.to(device), s.test.to(device) if s.test else None
+            )
+        return self._on_device[device]
+
+    def _loader(self, data: ArrayDataset, batch_size: int, train: bool, seed: int,
+                device: str) -> BatchLoader:
+        return BatchLoader(
+            data, batch_size, shuffle=train, augment=self.augment if train else "none",
+            seed=seed, device=device, image_size=self.image_size, channels=self.channels,
+            resize_mode=self.resize_mode,
+        )
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the network input after shape adaptation (no data loaded for names)."""
+        if isinstance(self.dataset, str):
+            c, h, w = dataset_info(self.dataset).input_shape
+        else:
+            c, h, w = self.splits().train.info.input_shape
+        if self.image_size is not None:
+            h = w = self.image_size
+        return (self.channels or c, h, w)
+
+    def num_classes(self) -> int:
+        """Number of classes of the dataset."""
+        if isinstance(self.dataset, str):
+            return dataset_info(self.dataset).num_classes
+        return self.splits().train.info.num_classes
+
+    # ------------------------------------------------------------------ model
+    def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
+        """``space.build(arch, num_classes=..., in_channels=..., **build_kwargs)``, seeded init."""
+        if self.space is None:
+            raise ConfigError("the evaluator is not bound to a search space; call bind(space)")
+        torch.manual_seed(seed)
+        model = self.space.build(arch, num_classes=self.num_classes(),
+                                 in_channels=self.input_shape()[0], **self.build_kwargs)
+        if not isinstance(model, nn.Module):
+            raise ConfigError(
+                f"space {self.space.name!r} built a {type(model).__name__}, not a torch Module"
+            )
+        return model
+
+    def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
+        """Parameter count (and the other requested static metrics) before any training."""
+        model = self.build(arch)
+        out: dict[str, float] = {"params": float(count_params(model))}
+        static = [m for m in self.metrics if m in ("flops", "macs")]
+        if static:
+            from nasforge.metrics import compute_metrics
+
+            out.update(compute_metrics(model, static, self.input_shape(), device="cpu"))
+        return out
+
+    def epochs_for(self, ctx: EvalContext) -> int:
+        """Epochs of this evaluation: ``ctx.fidelity`` rounded (at least 1), else ``epochs``."""
+        if ctx.fidelity is None:
+            return self.train_config.epochs
+        if not math.isfinite(ctx.fidelity) or ctx.fidelity <= 0:
+            raise ConfigError(f"fidelity (epochs) must be a positive number; got {ctx.fidelity!r}")
+        return max(1, round(ctx.fidelity))
+
+    def loss_fn(self, device: torch.device) -> LossFn | None:
+        """Training loss; None means the trainer's cross-entropy (subclasses: distillation)."""
+        return None
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, arch: Architecture, ctx: EvalContext) -> Result:
+        """Train ``arch`` and return its validation accuracy and the learning curve."""
+        started = time.time()
+        device = resolve_device(self.device or ctx.device)
+        epochs = self.epochs_for(ctx)
+        cfg = TrainConfig(**{**self.train_config.to_dict(), "epochs": epochs})
+        data = self._splits_on(device)
+        model = self.build(arch, seed=derive_seed(ctx.seed, "init"))
+        params = count_params(model)
+        order_seed = derive_seed(ctx.seed, "data")
+        train = self._loader(data.train, cfg.batch_size, True, order_seed, device)
+        val = self._loader(data.val, cfg.eval_batch_size, False, 0, device)
+        stopper = (EarlyStopping(self.early_stopping, self.min_delta)
+                   if self.early_stopping is not None else None)
+
+        def on_epoch(stats: EpochStats) -> bool:
+            acc = float(stats.val_accuracy if stats.val_accuracy is not None else math.nan)
+            if ctx.report(stats.epoch, acc):
+                raise TrialPruned(f"pruned after epoch {stats.epoch} (val accuracy {acc:.2f}%)")
+            return stopper.step(stats.epoch, acc) if stopper is not None else False
+
+        try:
+            fit = Trainer(cfg).fit(
+                model, train, val, device=device, seed=derive_seed(ctx.seed, "train"),
+                deadline=ctx.deadline, on_epoch=on_epoch,
+                loss_fn=self.loss_fn(torch.device(device)),
+                restore_best=self.restore_best,
+            )
+        except (NonFiniteLossError, TimeLimitExceeded) as exc:
+            return Result.failed(str(exc), cost=time.time() - started,
+                                 curve=[s.to_dict() for s in exc.curve], params=params)
+        chosen = fit.best if fit.restored_epoch is not None else fit.final
+        assert chosen is not None and chosen.val_accuracy is not None
+        metrics: dict[str, float] = {
+            "accuracy": chosen.val_accuracy,
+            "val_loss": float(chosen.val_loss if chosen.val_loss is not None else math.nan),
+            "train_accuracy": chosen.train_accuracy,
+            "train_loss": chosen.train_loss,
+            "params": float(params),
+            "epochs": float(fit.epochs),
+        }
+        amp = cfg.amp if cfg.amp is not None else device.startswith("cuda")
+        if data.test is not None:
+            test = self._loader(data.test, cfg.eval_batch_size, False, 0, device)
+            metrics["test_accuracy"], _ = evaluate_model(model, test, device, amp)
+        if self.metrics:
+            from nasforge.metrics import compute_metrics
+
+            metrics.update(compute_metrics(
+                model, self.metrics, self.input_shape(), device=device,
+                data=self._loader(data.val, cfg.eval_batch_size, False, 0, device),
+                **self.metric_options,
+            ))
+        info = {
+            "curve": [s.to_dict() for s in fit.curve],
+            "stopped": fit.stopped,
+            "best_epoch": fit.best.epoch if fit.best is not None else None,
+            "reported_epoch": chosen.epoch,
+            "images_per_sec": fit.images_per_sec,
+            "train_seconds": fit.train_seconds,
+            "device": fit.device,
+            "data": data.sizes(),
+        }
+        return Result(metrics=metrics, cost=time.time() - started, info=info)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description stored with the experiment."""
+        return {
+            "name": self.name,
+            "dataset": (self.dataset if isinstance(self.dataset, str)
+                        else type(self.dataset).__name__),
+            "data_dir": self.data_dir,
+            "val_size": self.val_size,
+            "train_subset": self.train_subset,
+            "val_subset": self.val_subset,
+            "data_seed": self.data_seed,
+            "augment": self.augment,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "early_stopping": self.early_stopping,
+            "min_delta": self.min_delta,
+            "metrics": list(self.metrics),
+            "build_kwargs": self.build_kwargs,
+            "train": self.train_config.to_dict(),
+        }

@@ -1,0 +1,271 @@
+"""Run trials on a Ray cluster: one long-lived actor per worker, each holding the evaluator.
+
+Actors (rather than tasks) make the evaluator travel once per worker: it is put in Ray's object
+store once and each actor deserializes it in its constructor. Each actor runs one trial at a time
+and reserves ``num_cpus``/``num_gpus`` for its lifetime, so Ray places workers where the resources
+are. An actor that dies (its process was killed, segfaulted or ran out of memory, or its node went
+away) costs the trial it was running; the executor starts a replacement. A trial that runs past its
+timeout is stopped by killing its actor. See ``docs/ray.md`` for running on a cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from nasforge.errors import ConfigError
+from nasforge.evaluators.base import Evaluator
+from nasforge.experiment.executors import (
+    Executor,
+    ExecutorError,
+    JobOutcome,
+    TrialJob,
+    limit_threads,
+    run_job,
+    threads_per_worker,
+    timeout_result,
+)
+from nasforge.trial import Result
+
+
+class _RayWorker:
+    """The actor body (wrapped with ``ray.remote`` at start, so importing this needs no Ray)."""
+
+    def __init__(self, evaluator: Evaluator, threads: int) -> None:
+        limit_threads(threads)
+        self.evaluator = evaluator
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, job: TrialJob) -> JobOutcome:
+        return run_job(self.evaluator, job)
+
+
+@dataclass(eq=False)
+class _Slot:
+    actor: Any
+    ready_ref: Any  # resolves once the actor has loaded the evaluator
+    ready_at: float | None = None
+    pid: int | None = None
+    job: TrialJob | None = None
+    ref: Any = None
+    sent_at: float = 0.0
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "executor 'ray' needs Ray; install it with `pip install 'nasforge[ray]'`"
+        ) from None
+    return ray
+
+
+class RayExecutor(Executor):
+    """Runs trials on Ray actors, ``workers`` at a time.
+
+    ``address``: None starts a local Ray for this run (bound to 127.0.0.1) unless Ray is already
+    initialized or ``RAY_ADDRESS`` is set; ``"auto"`` joins the cluster running on this machine;
+    ``"ray://HOST:PORT"`` connects through Ray Client. ``num_cpus``/``num_gpus`` are reserved per
+    worker (per trial in flight). ``workers=None`` fills the cluster's CPUs (or GPUs).
+    ``runtime_env`` and ``init_options`` go to ``ray.init`` when this executor calls it.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        address: str | None = None,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        runtime_env: dict[str, Any] | None = None,
+        init_options: dict[str, Any] | None = None,
+    ) -> None:
+        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
+                                    or workers < 1):
+            raise ConfigError(f"workers must be an integer >= 1 or None, got {workers!r}")
+        if address is not None and address != "auto" and not address.startswith("ray://") \
+                and ":" not in address:
+            raise ConfigError(
+                f"Ray address {address!r} is not allowed; use None (local Ray), 'auto', "
+                "'ray://HOST:PORT' or 'HOST:PORT'"
+            )
+        if not num_cpus >= 0 or not num_gpus >= 0 or num_cpus + num_gpus <= 0:
+            raise ConfigError(
+                f"num_cpus={num_cpus!r} and num_gpus={num_gpus!r} must be >= 0, not both 0"
+            )
+        self.workers = workers
+        self.capacity = workers or 1
+        self.address = address
+        self.num_cpus = float(num_cpus)
+        self.num_gpus = float(num_gpus)
+        self.runtime_env = runtime_env
+        self.init_options = dict(init_options or {})
+        self._ray: Any = None
+        self._owns_ray = False
+        self._slots: list[_Slot] = []
+        self._queue: list[TrialJob] = []
+        self._evaluator_ref: Any = None
+        self._actor_cls: Any = None
+        self._failed_starts = 0
+        self.actors_started = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, evaluator: Evaluator) -> None:
+        super().start(evaluator)
+        ray = self._ray = _import_ray()
+        if not ray.is_initialized():
+            opts: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning",
+                                    "log_to_driver": True}
+            if self.address is None and not os.environ.get("RAY_ADDRESS"):
+                cores = os.cpu_count() or 1
+                need = int(-(-(self.workers or cores) * self.num_cpus // 1))
+                opts["num_cpus"] = max(cores, need)
+                opts["_node_ip_address"] = "127.0.0.1"  # a private cluster: loopback only
+            opts.update(self.init_options)
+            try:
+                ray.init(address=self.address, runtime_env=self.runtime_env, **opts)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ExecutorError(
+                    f"cannot start or reach Ray at {self.address!r}: {exc}"
+                ) from exc
+            self._owns_ray = True
+        if self.workers is None:
+            res = ray.cluster_resources()
+            by_cpu = int(res.get("CPU", 0) // self.num_cpus) if self.num_cpus else 10**9
+            by_gpu = int(res.get("GPU", 0) // self.num_gpus) if self.num_gpus else 10**9
+            self.capacity = max(1, min(by_cpu, by_gpu))
+        self._evaluator_ref = ray.put(evaluator)  # serialized once for all workers
+        self._actor_cls = ray.remote(_RayWorker).options(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_task_retries=0,
+            max_concurrency=1,
+        )
+        self._queue = []
+        self._slots = [self._new_slot() for _ in range(self.capacity)]
+
+    def _new_slot(self) -> _Slot:
+        threads = max(1, int(self.num_cpus)) if self.num_cpus >= 1 else threads_per_worker(1)
+        actor = self._actor_cls.remote(self._evaluator_ref, threads)
+        self.actors_started += 1
+        return _Slot(actor=actor, ready_ref=actor.pid.remote())
+
+    def shutdown(self) -> None:
+        if self._ray is None:
+            return
+        for s in self._slots:
+            # Already dead, or the cluster is gone: nothing left to stop.
+            with contextlib.suppress(Exception):
+                self._ray.kill(s.actor, no_restart=True)
+        self._slots = []
+        self._queue = []
+        if self._owns_ray:
+            self._ray.shutdown()
+            self._owns_ray = False
+
+    # ------------------------------------------------------------------ jobs
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue) + sum(1 for s in self._slots if s.job is not None)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers known to be up (tests use them to kill one)."""
+        return [s.pid for s in self._slots if s.pid is not None]
+
+    def submit(self, job: TrialJob) -> None:
+        self._queue.append(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        for s in self._slots:
+            if not self._queue:
+                return
+            if s.job is None:
+                job = self._queue.pop(0)
+                s.job, s.sent_at, s.ref = job, time.time(), s.actor.run.remote(job)
+
+    def _replace(self, s: _Slot) -> None:
+        with contextlib.suppress(Exception):  # already dead
+            self._ray.kill(s.actor, no_restart=True)
+        self._slots[self._slots.index(s)] = self._new_slot()
+
+    def wait(self, timeout: float | None = None) -> list[JobOutcome]:
+        ray = self._ray
+        exc_mod = ray.exceptions
+        died_errors = (exc_mod.RayActorError, exc_mod.WorkerCrashedError, exc_mod.ObjectLostError)
+        outcomes: list[JobOutcome] = []
+        end = None if timeout is None else time.time() + timeout
+        while not outcomes and self.in_flight:
+            now = time.time()
+            limit = None if end is None else max(0.0, end - now)
+            for s in self._slots:  # the timeout clock starts once the worker is up
+                if s.job is not None and s.job.timeout is not None and s.ready_at is not None:
+                    left = max(s.sent_at, s.ready_at) + s.job.timeout - now
+                    limit = max(0.0, left) if limit is None else max(0.0, min(limit, left))
+            refs = {s.ref: s for s in self._slots if s.ref is not None}
+            pings = {s.ready_ref: s for s in self._slots if s.ready_at is None}
+            ready, _ = ray.wait(list(refs) + list(pings), num_returns=1, timeout=limit)
+            if ready:  # collect everything else that is done too
+                ready, _ = ray.wait(list(refs) + list(pings), num_returns=len(refs) + len(pings),
+                                    timeout=0)
+            for ref in ready:
+                if ref in pings:
+                    s = pings[ref]
+                    try:
+                        s.pid = int(ray.get(ref))
+                        s.ready_at = time.time()
+                        self._failed_starts = 0
+                    except (*died_errors, exc_mod.RayTaskError) as exc:
+                        # A worker that cannot start (evaluator not loadable there, no resources
+                        # left) must not be respawned forever: give up with the reason.
+                        self._failed_starts += 1
+                        if self._failed_starts > 2 * self.capacity + 2:
+                            raise ExecutorError(
+                                f"Ray workers keep failing to start; the last error: {exc}"
+                            ) from exc
+                        self._on_death(s, outcomes, f"Ray worker failed to start: {exc}")
+                    continue
+                s = refs[ref]
+                if s.job is None or s not in self._slots:
+                    continue
+                job = s.job
+                try:
+                    outcome: JobOutcome = ray.get(ref)
+                except died_errors as exc:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    self._on_death(s, outcomes, f"Ray worker {s.pid} died while running trial "
+                                                f"{job.number}: {type(exc).__name__}: {first}")
+                    continue
+                except exc_mod.RayTaskError as exc:
+                    outcome = JobOutcome(job.number, Result.failed(str(exc)), s.sent_at,
+                                         time.time())
+                s.job, s.ref = None, None
+                outcomes.append(outcome)
+            now = time.time()
+            for s in list(self._slots):
+                late = s.job
+                if (late is not None and late.timeout is not None and s.ready_at is not None
+                        and now - max(s.sent_at, s.ready_at) >= late.timeout):
+                    outcomes.append(JobOutcome(late.number, timeout_result(late.timeout),
+                                               s.sent_at, now))
+                    self._replace(s)
+            self._dispatch()
+            if end is not None and time.time() >= end:
+                break
+        return outcomes
+
+    def _on_death(self, s: _Slot, outcomes: list[JobOutcome], why: str) -> None:
+        if s.job is not None:
+            outcomes.append(JobOutcome(s.job.number, Result.failed(why), s.sent_at, time.time(),
+                                       worker_died=True))
+        self._replace(s)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "capacity": self.capacity, "address": self.address,
+                "num_cpus": self.num_cpus, "num_gpus": self.num_gpus}

@@ -1,0 +1,154 @@
+"""ENAS: Efficient Neural Architecture Search via Parameter Sharing (Pham et al., ICML 2018).
+
+Each epoch has the paper's two phases:
+
+1. shared weights: one pass over the training batches; each batch trains the single path of an
+   architecture sampled from the controller's current policy (the policy does not learn here);
+2. controller: ``controller_steps`` REINFORCE updates; each samples an architecture (``ask``), scores
+   it by the shared weights' accuracy on one validation batch (the reward), and reports it
+   (``tell``).
+
+The controller is any registered ask/tell strategy, by default ``"reinforce"`` (the policy-gradient
+controller of :mod:`nasforge.strategies`). Phase 1 samples from a copy of the controller (loaded
+from its ``state_dict`` with its own random stream), so the policy is only updated by rewards. The
+final architecture is the best of ``derive_samples`` policy samples by the same reward, as in the
+paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nasforge.errors import ConfigError
+from nasforge.oneshot.batches import Batch
+from nasforge.oneshot.evaluation import batch_accuracy
+from nasforge.oneshot.search import OneShotConfig, OneShotSearch
+from nasforge.registry import STRATEGIES
+from nasforge.space.architecture import Architecture
+from nasforge.strategies.base import Strategy
+from nasforge.trial import Trial, TrialStatus
+from nasforge.utils.rng import derive_seed
+
+
+@dataclass
+class EnasConfig(OneShotConfig):
+    """ENAS settings: :class:`OneShotConfig` plus the controller.
+
+    The paper trains the shared weights with SGD lr 0.05 (cosine) and runs 2,000 controller steps
+    per epoch; ``controller_steps`` defaults to a CPU-sized 50.
+    """
+
+    w_lr: float = 0.05
+    controller: str = "reinforce"
+    controller_options: dict[str, Any] = field(default_factory=dict)
+    controller_steps: int = 50
+    derive_samples: int = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("controller_steps", "derive_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.controller_options, dict):
+            raise ConfigError(f"controller_options must be a dict, got {self.controller_options!r}")
+
+
+class Enas(OneShotSearch):
+    """ENAS with a pluggable ask/tell controller (see the module doc)."""
+
+    method: ClassVar[str] = "enas"
+    config_class: ClassVar[type[OneShotConfig]] = EnasConfig
+    has_arch_optimizer: ClassVar[bool] = False
+    needs_valid_batch: ClassVar[bool] = False
+    config: EnasConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.controller = self._new_strategy(derive_seed(self.config.seed, "controller"))
+        self.sampler: Strategy | None = None
+        self.told = 0
+
+    def _new_strategy(self, seed: int) -> Strategy:
+        strategy: Strategy = STRATEGIES.create(
+            self.config.controller, self.space, seed=seed, **self.config.controller_options
+        )
+        return strategy
+
+    def _policy_sampler(self, key: str) -> Strategy:
+        """A copy of the controller's policy with its own random stream (asks never update it)."""
+        sampler = self._new_strategy(derive_seed(self.config.seed, key))
+        own_rng = sampler.rng
+        sampler.load_state_dict(self.controller.state_dict())
+        sampler.rng = own_rng
+        sampler.pending.clear()
+        return sampler
+
+    def _sample(self, sampler: Strategy) -> Architecture:
+        arch = sampler.ask()
+        sampler.pending.clear()  # never told: keep the copy's state small
+        return arch
+
+    # ------------------------------------------------------------------ phases
+    def start_epoch(self, epoch: int) -> None:
+        if self.sampler is None or self.step_in_epoch == 0:
+            self.sampler = self._policy_sampler(f"sampler-{epoch}")
+
+    def train_step(self, batch: Batch, valid: Batch | None) -> dict[str, float]:
+        assert self.sampler is not None
+        self.supernet.set_arch(self._sample(self.sampler))
+        loss, acc = self.forward_loss(batch)
+        self.weight_step(loss)
+        return {"loss": float(loss.detach()), "acc": acc}
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        rewards = []
+        valid = self.valid_batches.endless(epoch)
+        for _ in range(self.config.controller_steps):
+            arch = self.controller.ask()
+            reward = self.reward(arch, next(valid))
+            self.controller.tell(Trial(number=self.told, arch=arch, status=TrialStatus.OK,
+                                       metrics={"accuracy": reward}))
+            self.told += 1
+            rewards.append(reward)
+        self.sampler = None
+        return {"reward": sum(rewards) / len(rewards)}
+
+    def reward(self, arch: Architecture, batch: Batch) -> float:
+        """Validation-batch accuracy (percent) of ``arch`` with the shared weights."""
+        self.supernet.set_arch(arch)
+        return batch_accuracy(self.supernet, batch)
+
+    def finish(self) -> tuple[Architecture, dict[str, Any]]:
+        sampler = self._policy_sampler("derive")
+        valid = self.valid_batches.endless(self.config.epochs)
+        batch = next(valid)
+        best: tuple[float, Architecture] | None = None
+        for _ in range(self.config.derive_samples):
+            arch = self._sample(sampler)
+            score = self.reward(arch, batch)
+            if best is None or score > best[0]:
+                best = (score, arch)
+        assert best is not None
+        return best[1], {"controller": self.config.controller, "reward": best[0],
+                         "controller_updates": self.told}
+
+    # ------------------------------------------------------------------ checkpoints
+    def extra_state(self) -> dict[str, Any]:
+        return {
+            "controller": self.controller.state_dict(),
+            "sampler": None if self.sampler is None else self.sampler.state_dict(),
+            "told": self.told,
+        }
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.controller.load_state_dict(state["controller"])
+        self.told = int(state["told"])
+        self.sampler = None
+        if state.get("sampler") is not None:
+            self.sampler = self._new_strategy(0)
+            self.sampler.load_state_dict(state["sampler"])
+
+
+__all__ = ["Enas", "EnasConfig"]

@@ -1,0 +1,45 @@
+"""The one-shot methods by name: ``create_search("darts", supernet, splits, epochs=3, ...)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nasforge.data.splits import DataSplits
+from nasforge.errors import unknown
+from nasforge.oneshot.darts import Darts
+from nasforge.oneshot.enas import Enas
+from nasforge.oneshot.gdas import Gdas
+from nasforge.oneshot.ofa import Ofa
+from nasforge.oneshot.search import OneShotSearch
+from nasforge.oneshot.spos import Spos
+from nasforge.oneshot.supernet import Supernet
+
+# name -> (class, fixed options, one-line description)
+METHODS: dict[str, tuple[type[OneShotSearch], dict[str, Any], str]] = {
+    "darts": (Darts, {"order": 1}, "DARTS, first order (Liu et al., ICLR 2019)"),
+    "darts2": (Darts, {"order": 2}, "DARTS, second order (unrolled, finite-difference Hessian)"),
+    "gdas": (Gdas, {}, "GDAS, hard Gumbel-softmax sampling (Dong & Yang, CVPR 2019)"),
+    "spos": (Spos, {}, "SPOS, uniform single path + evolution (Guo et al., ECCV 2020)"),
+    "enas": (Enas, {}, "ENAS, REINFORCE controller + shared weights (Pham et al., ICML 2018)"),
+    "ofa": (Ofa, {}, "once-for-all, progressive shrinking + sandwich rule (Cai et al., ICLR 2020)"),
+}
+
+
+def list_methods() -> dict[str, str]:
+    """Method name -> one-line description."""
+    return {name: doc for name, (_, _, doc) in METHODS.items()}
+
+
+def create_search(
+    method: str, supernet: Supernet, splits: DataSplits, **options: Any
+) -> OneShotSearch:
+    """A one-shot search of ``method`` over ``supernet``; ``options`` are config fields and the
+    keyword arguments of :class:`~nasforge.oneshot.search.OneShotSearch` (``device``,
+    ``checkpoint``, ``data_spec``)."""
+    if method not in METHODS:
+        raise unknown("one-shot method", method, METHODS)
+    cls, fixed, _ = METHODS[method]
+    return cls(supernet, splits, **{**options, **fixed})
+
+
+__all__ = ["METHODS", "create_search", "list_methods"]

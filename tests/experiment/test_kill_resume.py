@@ -1,0 +1,149 @@
+"""THE KILL TEST: SIGKILL a running experiment at random moments, restart it, compare.
+
+A real subprocess runs ``kill_runner.py`` (SQLite storage, REA, deterministic evaluator that logs
+every evaluation). We kill it with SIGKILL at random moments (during start-up, mid-trial, between
+trials, during snapshots) and start the same command again until it completes. Then:
+
+* no finished trial is lost: trials are numbered 0..N-1 and every one is finished;
+* no finished trial is evaluated twice: after each kill we read which trials the database holds as
+  finished; no later process may evaluate any of them again (the side log says who evaluated what);
+* the final trials (architecture, status, metrics per number) and the strategy's final state equal
+  those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nasforge.experiment import SQLiteStorage
+from nasforge.trial import TrialStatus
+
+RUNNER = Path(__file__).with_name("kill_runner.py")
+
+
+def start(db: Path, log: Path, state: Path, trials: int, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, str(RUNNER), str(db), str(log), str(state),
+                             str(trials), *extra], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def log_lines(log: Path) -> list[tuple[int, int]]:
+    if not log.exists():
+        return []
+    out = []
+    for line in log.read_text().splitlines():
+        pid, number = line.split()
+        out.append((int(pid), int(number)))
+    return out
+
+
+def told(db: Path) -> set[int]:
+    """Numbers of trials the database holds as finished and told."""
+    if not db.exists():
+        return set()
+    try:
+        s = SQLiteStorage(db, readonly=True)
+    except Exception:  # killed before the schema was written
+        return set()
+    try:
+        return {x.trial.number for x in s.stored_trials() if x.tell_seq is not None}
+    finally:
+        s.close()
+
+
+def final_rows(db: Path) -> list[tuple[object, ...]]:
+    s = SQLiteStorage(db, readonly=True)
+    rows = [(t.number, t.arch.to_json(), t.status.value, dict(t.metrics), t.seed)
+            for t in s.trials()]
+    s.close()
+    return rows
+
+
+def run_with_kills(tmp: Path, trials: int, kills: int, rng: random.Random,
+                   *extra: str) -> tuple[Path, Path, int]:
+    db, log, state = tmp / "killed.db", tmp / "killed.log", tmp / "killed-state.json"
+    finished_at_kill: list[tuple[set[int], set[int]]] = []  # (pids so far, told trials)
+    pids: set[int] = set()
+    n_kills = 0
+    while True:
+        proc = start(db, log, state, trials, *extra)
+        pids.add(proc.pid)
+        if n_kills < kills:
+            before = len(log_lines(log))
+            if rng.random() < 0.25:
+                # Anywhere, start-up included.
+                time.sleep(rng.uniform(0.0, 4.0))
+            else:
+                # Mid-run: after a random number of further evaluations, plus random jitter.
+                target = before + rng.randint(1, max(2, trials // 4))
+                deadline = time.time() + 60
+                while len(log_lines(log)) < target and proc.poll() is None \
+                        and time.time() < deadline:
+                    time.sleep(0.002)
+                time.sleep(rng.uniform(0.0, 0.006))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+                n_kills += 1
+                finished_at_kill.append((set(pids), told(db)))
+                continue
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        break
+    # No trial the database held as finished at a kill is evaluated by any later process.
+    for earlier_pids, done in finished_at_kill:
+        again = [(pid, n) for pid, n in log_lines(log) if pid not in earlier_pids and n in done]
+        assert not again, f"finished trials evaluated again after a kill: {again}"
+    return db, state, n_kills
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_resumes_exactly(tmp_path: Path) -> None:
+    trials = 120
+    ref_db, ref_log, ref_state = tmp_path / "ref.db", tmp_path / "ref.log", tmp_path / "ref.json"
+    ref = start(ref_db, ref_log, ref_state, trials)
+    _, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err.decode()
+    assert sorted(n for _, n in log_lines(ref_log)) == list(range(trials))
+
+    rng = random.Random(int(os.environ.get("NASFORGE_KILL_SEED", "20240601")))
+    db, state, n_kills = run_with_kills(tmp_path, trials, kills=6, rng=rng)
+    assert n_kills >= 4  # the run was really interrupted repeatedly
+
+    rows = final_rows(db)
+    assert [r[0] for r in rows] == list(range(trials))  # nothing lost, nothing extra
+    assert all(r[2] == TrialStatus.OK.value for r in rows)
+    assert rows == final_rows(ref_db)  # identical to the uninterrupted run
+    assert json.loads(state.read_text()) == json.loads(ref_state.read_text())
+    # Every trial was evaluated at least once, and re-evaluations are bounded by the kills
+    # (only the trial that was running when a process died is evaluated again).
+    evaluated = [n for _, n in log_lines(tmp_path / "killed.log")]
+    assert set(evaluated) == set(range(trials))
+    assert len(evaluated) - trials <= n_kills
+
+
+@pytest.mark.slow
+def test_sigkill_with_process_pool_resumes_exactly(tmp_path: Path) -> None:
+    """The same with two worker processes (ordered mode: deterministic with parallel workers)."""
+    trials = 40
+    ref_db, ref_log, ref_state = tmp_path / "ref.db", tmp_path / "ref.log", tmp_path / "ref.json"
+    ref = start(ref_db, ref_log, ref_state, trials, "process", "2")
+    _, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err.decode()
+
+    rng = random.Random(7)
+    db, state, n_kills = run_with_kills(tmp_path, trials, 2, rng, "process", "2")
+    assert n_kills >= 1
+    rows = final_rows(db)
+    assert [r[0] for r in rows] == list(range(trials))
+    assert rows == final_rows(ref_db)
+    assert json.loads(state.read_text()) == json.loads(ref_state.read_text())
