@@ -134,7 +134,7 @@ def build_experiment(
     budget = Budget(max_trials=cfg.budget_trials, max_seconds=cfg.budget_seconds, max_cost=cfg.budget_cost)
     executor = None
     if cfg.executor != "inline" or cfg.workers > 1:
-        from nasforge.experiment import make_executor  # type: ignore[attr-defined]
+        from nasforge.experiment import make_executor
 
         executor = make_executor(cfg.executor, workers=cfg.workers)
     return Experiment(

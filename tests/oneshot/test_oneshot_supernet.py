@@ -72,8 +72,8 @@ def test_elastic_channel_sorting_keeps_the_largest_network_and_orders_importance
     before = net(x)
     net.sort_channels()  # type: ignore[attr-defined]
     assert torch.allclose(net(x), before, atol=1e-5)
-    block = net.net.stages[0][0]  # type: ignore[union-attr,index]
-    importance = block.project[0].weight.abs().sum(dim=(0, 2, 3))
+    block = net.net.block(0, 0)  # type: ignore[union-attr,operator]
+    importance = block.project_conv.weight.abs().sum(dim=(0, 2, 3))
     assert torch.all(importance[:-1] >= importance[1:])
 
 

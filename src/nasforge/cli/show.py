@@ -35,8 +35,13 @@ def run(args: argparse.Namespace) -> int:
     if args.status:
         trials = [t for t in trials if t.status.value == args.status]
     if args.sort:
-        trials = sorted(trials, key=lambda t: -(t.value(args.sort) if t.value(args.sort) is not None
-                                                else float("inf")))
+        metric = args.sort
+
+        def sort_key(t: Any) -> float:
+            value = t.value(metric)
+            return float("inf") if value is None else -value
+
+        trials = sorted(trials, key=sort_key)
     if args.limit:
         trials = trials[: args.limit]
     space = None
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                 pass
         return t.arch.to_json()
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"number": t.number, "status": t.status.value, "metrics": dict(t.metrics), "cost": t.cost,
          "duration": t.duration, "error": t.error, "arch": arch_text(t)}
         for t in trials

@@ -33,7 +33,13 @@ from torch import nn
 from nasforge.data import ArrayDataset, BatchLoader, DataSplits, dataset_info, make_splits
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
-from nasforge.metrics import count_params
+from nasforge.metrics import (
+    STATIC_METRICS,
+    check_metric_names,
+    compute_metrics,
+    count_params,
+    resolve_options,
+)
 from nasforge.registry import EVALUATORS
 from nasforge.space.architecture import Architecture
 from nasforge.train import (
@@ -124,11 +130,9 @@ class TrainingEvaluator(Evaluator):
         self.min_delta = min_delta
         self.restore_best = early_stopping is not None if restore_best is None else restore_best
         self.metrics = tuple(metrics)
+        check_metric_names(self.metrics)
         self.metric_options = dict(metric_options or {})
-        if self.metrics:
-            from nasforge.metrics import check_metric_names
-
-            check_metric_names(self.metrics)
+        resolve_options(self.metric_options)  # unknown option names fail here
         self.build_kwargs = dict(build_kwargs or {})
         self.device = device
         self._splits: DataSplits | None = None
@@ -209,10 +213,8 @@ class TrainingEvaluator(Evaluator):
         """Parameter count (and the other requested static metrics) before any training."""
         model = self.build(arch)
         out: dict[str, float] = {"params": float(count_params(model))}
-        static = [m for m in self.metrics if m in ("flops", "macs")]
+        static = [m for m in self.metrics if m in STATIC_METRICS and m != "params"]
         if static:
-            from nasforge.metrics import compute_metrics
-
             out.update(compute_metrics(model, static, self.input_shape(), device="cpu"))
         return out
 
@@ -275,8 +277,6 @@ class TrainingEvaluator(Evaluator):
             test = self._loader(data.test, cfg.eval_batch_size, False, 0, device)
             metrics["test_accuracy"], _ = evaluate_model(model, test, device, amp)
         if self.metrics:
-            from nasforge.metrics import compute_metrics
-
             metrics.update(compute_metrics(
                 model, self.metrics, self.input_shape(), device=device,
                 data=self._loader(data.val, cfg.eval_batch_size, False, 0, device),
@@ -292,6 +292,9 @@ class TrainingEvaluator(Evaluator):
             "device": fit.device,
             "data": data.sizes(),
         }
+        if self.metrics:
+            info["metric_options"] = {**resolve_options(self.metric_options),
+                                      "threads": torch.get_num_threads()}
         return Result(metrics=metrics, cost=time.time() - started, info=info)
 
     def describe(self) -> dict[str, Any]:

@@ -1,25 +1,87 @@
-"""Metric names usable as objectives/constraints, and one function that computes any of them."""
+"""Metric names usable as objectives/constraints, and one function that computes any of them.
+
+====================  ======================================================================
+``params``            number of parameters
+``flops``             FLOPs of one forward pass of one input (FlopCounterMode: 2 per MAC)
+``macs``              multiply-accumulates of one forward pass of one input (= flops / 2)
+``latency_ms``        median inference latency, batch ``latency_batch_size`` (default 1)
+``throughput``        inference images per second at batch ``throughput_batch_size`` (64)
+``peak_memory_mb``    peak inference memory (MiB) at batch ``memory_batch_size`` (default 32)
+``train_memory_mb``   peak forward+backward memory (MiB) at batch ``memory_batch_size``
+``fgsm_accuracy``     accuracy (%) on FGSM examples at ``epsilon`` (default 8/255); needs data
+``noise_accuracy``    accuracy (%) under Gaussian noise of std ``noise_std`` (0.1); needs data
+====================  ======================================================================
+
+Options (keyword arguments of :func:`compute_metrics`, or the training evaluator's
+``metric_options``): ``latency_batch_size``, ``latency_warmup``, ``latency_repeats``,
+``throughput_batch_size``, ``memory_batch_size``, ``epsilon``, ``noise_std``,
+``robustness_batches`` (limit the batches used by the robustness metrics).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from nasforge.errors import unknown
+from nasforge.errors import ConfigError, allowed, unknown
 from nasforge.metrics.count import count_flops, count_macs, count_params
+from nasforge.metrics.latency import measure_latency
+from nasforge.metrics.memory import peak_memory_bytes
+from nasforge.metrics.robustness import fgsm_accuracy, noise_accuracy
 
-#: name -> fn(model, input_shape, device, data, **options) -> float
-MetricFn = Callable[..., float]
-METRICS: dict[str, MetricFn] = {
-    "params": lambda model, input_shape, device, data, **kw: float(count_params(model)),
-    "flops": lambda model, input_shape, device, data, **kw: float(
-        count_flops(model, input_shape, device=device)),
-    "macs": lambda model, input_shape, device, data, **kw: float(
-        count_macs(model, input_shape, device=device)),
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "latency_batch_size": 1,
+    "latency_warmup": 5,
+    "latency_repeats": 20,
+    "throughput_batch_size": 64,
+    "memory_batch_size": 32,
+    "epsilon": 8 / 255,
+    "noise_std": 0.1,
+    "robustness_batches": None,
 }
+
+_MIB = float(1 << 20)
+
+
+def _need_data(name: str, data: Batches | None) -> Batches:
+    if data is None:
+        raise ConfigError(f"metric {name!r} needs labelled data (pass data=...)")
+    return data
+
+
+MetricFn = Callable[[nn.Module, tuple[int, ...], torch.device, "Batches | None", Mapping[str, Any]],
+                    float]
+
+METRICS: dict[str, MetricFn] = {
+    "params": lambda m, shape, dev, data, o: float(count_params(m)),
+    "flops": lambda m, shape, dev, data, o: float(count_flops(m, shape, device=dev)),
+    "macs": lambda m, shape, dev, data, o: float(count_macs(m, shape, device=dev)),
+    "latency_ms": lambda m, shape, dev, data, o: measure_latency(
+        m, shape, o["latency_batch_size"], dev, o["latency_warmup"], o["latency_repeats"]
+    ).median_ms,
+    "throughput": lambda m, shape, dev, data, o: o["throughput_batch_size"] * 1000.0 / (
+        measure_latency(m, shape, o["throughput_batch_size"], dev, o["latency_warmup"],
+                        o["latency_repeats"]).median_ms
+    ),
+    "peak_memory_mb": lambda m, shape, dev, data, o: peak_memory_bytes(
+        m, shape, o["memory_batch_size"], "inference", dev) / _MIB,
+    "train_memory_mb": lambda m, shape, dev, data, o: peak_memory_bytes(
+        m, shape, o["memory_batch_size"], "training", dev) / _MIB,
+    "fgsm_accuracy": lambda m, shape, dev, data, o: fgsm_accuracy(
+        m, _need_data("fgsm_accuracy", data), o["epsilon"], dev,
+        max_batches=o["robustness_batches"]),
+    "noise_accuracy": lambda m, shape, dev, data, o: noise_accuracy(
+        m, _need_data("noise_accuracy", data), o["noise_std"], dev,
+        max_batches=o["robustness_batches"]),
+}
+
+#: Metrics that need no data and no timing: cheap enough to check constraints before training.
+STATIC_METRICS = ("params", "flops", "macs")
 
 
 def list_metrics() -> list[str]:
@@ -34,14 +96,32 @@ def check_metric_names(names: Iterable[str]) -> None:
             raise unknown("metric", name, METRICS)
 
 
+def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The metric options with defaults filled in (unknown names raise ConfigError)."""
+    bad = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if bad:
+        raise ConfigError(
+            f"unknown metric option(s) {allowed(bad)}; allowed: {allowed(DEFAULT_OPTIONS)}"
+        )
+    return {**DEFAULT_OPTIONS, **options}
+
+
 def compute_metrics(
     model: nn.Module,
     names: Sequence[str],
     input_shape: Sequence[int],
     device: str | torch.device = "cpu",
-    data: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    data: Batches | None = None,
     **options: Any,
 ) -> dict[str, float]:
-    """Compute the named metrics of ``model`` for inputs of shape ``input_shape`` (C, H, W)."""
+    """Compute the named metrics of ``model`` for inputs of shape ``input_shape`` (C, H, W).
+
+    ``data`` (labelled batches, e.g. a validation :class:`~nasforge.data.BatchLoader`) is needed
+    by the robustness metrics. The model is moved to ``device``.
+    """
     check_metric_names(names)
-    return {n: METRICS[n](model, tuple(input_shape), device, data, **options) for n in names}
+    opts = resolve_options(options)
+    dev = torch.device(device)
+    model.to(dev)
+    shape = tuple(int(s) for s in input_shape)
+    return {n: float(METRICS[n](model, shape, dev, data, opts)) for n in names}

@@ -458,7 +458,8 @@ def draw_graph(graph: ArchGraph, path: str | Path, formats: Sequence[str] | None
         if target.suffix == ".svg":
             import matplotlib
 
-            with matplotlib.rc_context({"svg.hashsalt": "nasforge"}):
+            # Text stays text (searchable, small); a fixed salt keeps element ids stable.
+            with matplotlib.rc_context({"svg.hashsalt": "nasforge", "svg.fonttype": "none"}):
                 fig.savefig(target, format="svg", metadata={"Date": None})
         else:
             fig.savefig(target, format="png", dpi=dpi, metadata={"Software": None})

@@ -19,6 +19,9 @@ class Architecture(Mapping[str, Value]):
     """
 
     __slots__ = ("_hash", "_space", "_values")
+    _hash: int
+    _space: str
+    _values: dict[str, Value]
 
     def __init__(self, space: str, values: Mapping[str, Value]) -> None:
         for key, value in values.items():

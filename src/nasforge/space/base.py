@@ -120,6 +120,22 @@ class SearchSpace(ABC):
                 out[d.name] = d.options[int(rng.integers(d.size))]
         return self._repair(Architecture(self.name, out), rng)
 
+    def complete(self, values: Mapping[str, Value], rng: RngLike | bool = False) -> Architecture:
+        """A valid architecture from per-decision values that may be partial or break rules
+        beyond the decisions (e.g. DARTS' distinct, ordered node inputs).
+
+        Inactive decisions are dropped; missing active ones take their first option
+        (``rng=False``, deterministic) or a random one (``rng`` a Generator, seed or None); then
+        the space's own repair rule applies. Strategies that choose decisions one by one
+        (REINFORCE, TPE) use it to turn their choices into a member of the space.
+        """
+        if isinstance(rng, bool):
+            if rng:
+                raise ConfigError("complete(rng=True) is not allowed; pass False, a Generator, "
+                                  "an int seed or None")
+            return self._complete(values, None)
+        return self._complete(values, as_rng(rng))
+
     def _repair(self, arch: Architecture, rng: np.random.Generator | None) -> Architecture:
         """Hook for spaces with constraints beyond their decisions; the default returns ``arch``."""
         return arch
@@ -160,7 +176,7 @@ class SearchSpace(ABC):
         self._check(arch)
         return arch
 
-    def _check(self, arch: Architecture) -> None:
+    def _check(self, arch: Architecture) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Hook for space-specific validity rules; raise InvalidArchitectureError."""
 
     def is_valid(self, arch: Architecture) -> bool:
@@ -244,7 +260,7 @@ class SearchSpace(ABC):
         try:
             values = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidArchitectureError(f"cannot parse {text!r:.200} for space {self.name!r}: {exc}")
+            raise InvalidArchitectureError(f"cannot parse {text!r:.200} for space {self.name!r}: {exc}") from None
         if not isinstance(values, dict):
             raise InvalidArchitectureError(f"expected a JSON object for space {self.name!r}, got {text!r:.200}")
         return self.make(values)

@@ -8,7 +8,7 @@ from typing import Union
 
 from nasforge.errors import ConfigError
 
-Value = Union[str, int, float, bool]
+Value = Union[str, int, float, bool]  # noqa: UP007 - a runtime alias must work on Python 3.10
 """The type of one option: JSON scalars only, so architectures round-trip through JSON."""
 
 

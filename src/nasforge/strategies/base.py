@@ -74,7 +74,7 @@ class Strategy(ABC):
                 break
         self._tell(trial)
 
-    def _tell(self, trial: Trial) -> None:
+    def _tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Subclass hook for :meth:`tell`; the default learns nothing."""
 
     # ------------------------------------------------------------------ state

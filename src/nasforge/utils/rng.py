@@ -9,22 +9,21 @@ import numpy as np
 
 from nasforge.errors import ConfigError
 
-RngLike = Union[np.random.Generator, int, None]
+RngLike = Union[np.random.Generator, int, None]  # noqa: UP007 - runtime alias, Python 3.10
 
 
 def as_rng(rng: RngLike) -> np.random.Generator:
     """Return a numpy Generator for a Generator, an int seed, or None (fresh entropy)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
     raise ConfigError(f"rng must be a numpy Generator, an int seed or None, not {rng!r}")
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     """JSON-able state of a Generator (for strategy state_dicts)."""
-    state: dict[str, Any] = rng.bit_generator.state
-    return state
+    return dict(rng.bit_generator.state)
 
 
 def rng_from_state(state: dict[str, Any]) -> np.random.Generator:

@@ -67,8 +67,8 @@ class ElasticSupernet(Supernet):
         self.kernels = tuple(space.kernel_sizes)
         # One matrix per block and size step, mapping the centre of the larger kernel (OFA).
         self.transforms = nn.ParameterDict()
-        for s, stage in enumerate(self.net.stages):
-            for b, _ in enumerate(stage):
+        for s in range(len(self.net.stages)):
+            for b in range(len(self.net.stage(s))):
                 for big, small in zip(self.kernels[::-1], self.kernels[::-1][1:]):
                     self.transforms[self._transform_name(s, b, big, small)] = nn.Parameter(
                         torch.eye(small * small)
@@ -122,9 +122,8 @@ class ElasticSupernet(Supernet):
     # ------------------------------------------------------------------ forward
     def active_kernel(self, stage: int, block: int, kernel: int) -> torch.Tensor:
         """Depthwise weights (all hidden channels) at ``kernel``: centre crops and transforms."""
-        big_block = self.net.stages[stage][block]
-        assert isinstance(big_block, MBConvBlock)
-        weight: torch.Tensor = big_block.depthwise[0].weight
+        big_block = self.net.block(stage, block)
+        weight: torch.Tensor = big_block.dw_conv.weight
         size = big_block.kernel
         if kernel not in self.kernels or kernel > size:
             raise ConfigError(f"kernel {kernel} is not one of {allowed(self.kernels)} up to {size}")
@@ -140,26 +139,27 @@ class ElasticSupernet(Supernet):
         return weight
 
     def _block(self, x: torch.Tensor, s: int, b: int, kernel: int, expand: float) -> torch.Tensor:
-        block = self.net.stages[s][b]
-        assert isinstance(block, MBConvBlock)
+        block = self.net.block(s, b)
         h = hidden_width(block, expand)
         if h > block.hidden:
             raise ConfigError(f"expand ratio {expand} exceeds the largest block's width")
         out = x
-        if block.expand_conv is not None:
-            out = F.conv2d(out, block.expand_conv[0].weight[:h])
-            out = block.expand_conv[2](_batchnorm(out, block.expand_conv[1], h))
+        if block.expand_conv is not None and block.expand_bn is not None:
+            out = F.conv2d(out, block.expand_conv.weight[:h])
+            out = block.activation(_batchnorm(out, block.expand_bn, h))
         weight = self.active_kernel(s, b, kernel)[:h]
         out = F.conv2d(out, weight, None, block.stride, kernel // 2, 1, h)
-        out = block.depthwise[2](_batchnorm(out, block.depthwise[1], h))
+        out = block.activation(_batchnorm(out, block.dw_bn, h))
         if block.se is not None:
             m = make_divisible(h // 4)
             w = F.adaptive_avg_pool2d(out, 1)
-            w = F.relu(F.conv2d(w, block.se.reduce.weight[:m, :h], block.se.reduce.bias[:m]))
-            w = F.hardsigmoid(F.conv2d(w, block.se.expand.weight[:h, :m], block.se.expand.bias[:h]))
+            se = block.se
+            assert se.reduce.bias is not None and se.expand.bias is not None
+            w = F.relu(F.conv2d(w, se.reduce.weight[:m, :h], se.reduce.bias[:m]))
+            w = F.hardsigmoid(F.conv2d(w, se.expand.weight[:h, :m], se.expand.bias[:h]))
             out = out * w
-        out = F.conv2d(out, block.project[0].weight[:, :h])
-        out = _batchnorm(out, block.project[1], block.c_out)
+        out = F.conv2d(out, block.project_conv.weight[:, :h])
+        out = _batchnorm(out, block.project_bn, block.c_out)
         return x + out if block.residual else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,7 +175,7 @@ class ElasticSupernet(Supernet):
         x = net.first_block(net.stem(x))
         for s, blocks in enumerate(self.espace.plan(arch)):
             for b, (kernel, expand) in enumerate(blocks):
-                x = self._block(x, s, b, kernel, expand)
+                x = self._block(x, s, b, kernel, float(expand))
         x = net.final_expand(x)
         x = net.feature_mix(F.adaptive_avg_pool2d(x, 1))
         logits: torch.Tensor = net.classifier(torch.flatten(x, 1))
@@ -195,9 +195,8 @@ class ElasticSupernet(Supernet):
         with torch.no_grad():
             for s, blocks in enumerate(self.espace.plan(arch)):
                 for b, (kernel, _) in enumerate(blocks):
-                    block = sub.stages[s][b]
-                    assert isinstance(block, MBConvBlock)
-                    block.depthwise[0].weight.copy_(self.active_kernel(s, b, kernel)[: block.hidden])
+                    block = sub.block(s, b)
+                    block.dw_conv.weight.copy_(self.active_kernel(s, b, kernel)[: block.hidden])
         return sub.to(next(self.parameters()).device)
 
     def derived_state_dict(self, arch: Architecture) -> dict[str, torch.Tensor]:
@@ -211,23 +210,24 @@ class ElasticSupernet(Supernet):
         bottleneck channels are ordered the same way by their expansion weights. Momentum buffers
         of ``optimizer`` are permuted with their parameters.
         """
-        for stage in self.net.stages:
-            for block in stage:
-                assert isinstance(block, MBConvBlock)
-                order = block.project[0].weight.abs().sum(dim=(0, 2, 3)).argsort(descending=True)
-                if block.expand_conv is not None:
-                    _permute(optimizer, [(block.expand_conv[0].weight, 0)], order)
-                    _permute_bn(optimizer, block.expand_conv[1], order)
-                _permute(optimizer, [(block.depthwise[0].weight, 0)], order)
-                _permute_bn(optimizer, block.depthwise[1], order)
+        for s in range(len(self.net.stages)):
+            for b in range(len(self.net.stage(s))):
+                block = self.net.block(s, b)
+                order = block.project_conv.weight.abs().sum(dim=(0, 2, 3)).argsort(descending=True)
+                if block.expand_conv is not None and block.expand_bn is not None:
+                    _permute(optimizer, [(block.expand_conv.weight, 0)], order)
+                    _permute_bn(optimizer, block.expand_bn, order)
+                _permute(optimizer, [(block.dw_conv.weight, 0)], order)
+                _permute_bn(optimizer, block.dw_bn, order)
                 if block.se is not None:
                     se = block.se
+                    assert se.reduce.bias is not None and se.expand.bias is not None
                     _permute(optimizer, [(se.reduce.weight, 1), (se.expand.weight, 0),
                                          (se.expand.bias, 0)], order)
                     mid = se.expand.weight.abs().sum(dim=(0, 2, 3)).argsort(descending=True)
                     _permute(optimizer, [(se.reduce.weight, 0), (se.reduce.bias, 0),
                                          (se.expand.weight, 1)], mid)
-                _permute(optimizer, [(block.project[0].weight, 1)], order)
+                _permute(optimizer, [(block.project_conv.weight, 1)], order)
 
 
 def _permute(optimizer: torch.optim.Optimizer | None, items: Iterable[tuple[torch.Tensor, int]],
