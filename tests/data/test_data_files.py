@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.data import ChecksumError, dataset_info, list_datasets, load_dataset
-from nasforge.data import catalog
+from nasforge.data import ChecksumError, catalog, dataset_info, list_datasets, load_dataset
 from nasforge.data.catalog import RemoteFile
 from nasforge.data.files import candidate_dirs, file_digest, verify_file
 from nasforge.data.idx import read_idx, write_idx
@@ -59,7 +58,7 @@ def test_catalog_names_and_info() -> None:
     assert {"fashion_mnist", "mnist", "cifar10", "cifar100"} <= set(list_datasets())
     assert dataset_info("Fashion-MNIST").input_shape == (1, 28, 28)
     assert dataset_info("cifar100").num_classes == 100
-    with pytest.raises(UnknownNameError, match="imagenet.*allowed"):
+    with pytest.raises(UnknownNameError, match=r"imagenet.*allowed"):
         dataset_info("imagenet")
 
 
@@ -124,7 +123,7 @@ def test_partial_directory_is_reported(isolated: Path) -> None:
     d = isolated / "half"
     write_mnist_like(d)
     (d / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataNotFoundError, match="lacks train-labels-idx1-ubyte.gz"):
+    with pytest.raises(DataNotFoundError, match=r"lacks train-labels-idx1-ubyte\.gz"):
         load_dataset("mnist", data_dir=d)
 
 

@@ -37,7 +37,8 @@ class TinySpace(SearchSpace):
         )
         if scale != 1.0:  # lets a test make training diverge
             with torch.no_grad():
-                net[-1].weight.mul_(scale)
+                for p in net[-1].parameters():
+                    p.mul_(scale)
         return net
 
 
@@ -157,20 +158,22 @@ def test_test_split_and_channel_adaptation(fashion_mnist_dir: Path, space: TinyS
               test_subset=100, image_size=32, channels=3)
     assert ev.input_shape() == (3, 32, 32)
     model = ev.build(arch(space))
-    assert model[0].in_channels == 3
+    assert next(iter(model.children())).in_channels == 3
     r = ev.evaluate(arch(space), EvalContext(seed=0))
     assert 0 <= r.metrics["test_accuracy"] <= 100
 
 
 def test_bad_options(fashion_mnist_dir: Path, space: TinySpace) -> None:
-    with pytest.raises(ConfigError, match="'epochz'.*epochs"):
+    with pytest.raises(ConfigError, match=r"'epochz'.*epochs"):
         nasforge.create_evaluator("train", epochz=3)
     with pytest.raises(ConfigError, match="unknown dataset 'imagenet'"):
         nasforge.create_evaluator("train", dataset="imagenet")
     with pytest.raises(ConfigError, match="unknown metric 'speed'"):
         nasforge.create_evaluator("train", metrics=("speed",))
+    unbound = nasforge.create_evaluator("train")
+    assert isinstance(unbound, TrainingEvaluator)
     with pytest.raises(ConfigError, match="not bound"):
-        nasforge.create_evaluator("train").build(arch(space))
+        unbound.build(arch(space))
 
 
 def test_user_tensors_as_dataset(space: TinySpace) -> None:
@@ -193,3 +196,20 @@ def test_nb201_on_fashion_mnist(fashion_mnist_dir: Path) -> None:
     )
     r = ev.evaluate(a, EvalContext(seed=0))
     assert r.status is TrialStatus.OK and r.metrics["accuracy"] > 40
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_in_an_experiment(fashion_mnist_dir: Path, workers: int) -> None:
+    space = nasforge.create_space("nb201")
+    ev = make(fashion_mnist_dir, space, epochs=1, train_subset=128, val_subset=64,
+              build_kwargs={"C": 4, "N": 1}, num_threads=1)
+    exp = nasforge.Experiment(
+        space, nasforge.create_strategy("random", space, seed=0), ev,
+        budget=nasforge.Budget(max_trials=3), constraints=["params <= 1e6"], workers=workers,
+        seed=0, ordered=True,
+    ).run()
+    trials = exp.trials
+    assert len(trials) == 3 and all(t.status is TrialStatus.OK for t in trials), [
+        t.error for t in trials]
+    assert all(0 <= t.metrics["accuracy"] <= 100 and t.info["curve"] for t in trials)

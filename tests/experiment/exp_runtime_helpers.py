@@ -118,3 +118,32 @@ def torch_threads(arch: Architecture, ctx: EvalContext) -> dict[str, float]:
     out = metrics(arch, ctx)
     out["threads"] = float(torch.get_num_threads())
     return out
+
+
+_LOADS = 0  # how many times this process unpickled a WorkerProbe
+
+
+class WorkerProbe(FunctionEvaluator):
+    """Reports, per trial, the worker's pid, torch threads and how often it received the evaluator."""
+
+    def __init__(self, fail_to_load: bool = False) -> None:
+        super().__init__(metrics)
+        self.fail_to_load = fail_to_load
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        global _LOADS
+        if state.get("fail_to_load"):
+            raise RuntimeError("this evaluator refuses to load in a worker")
+        _LOADS += 1
+        self.__dict__.update(state)
+
+    def evaluate(self, arch: Architecture, ctx: EvalContext) -> Result:
+        import torch
+
+        out = metrics(arch, ctx)
+        out.update(pid=float(os.getpid()), loads=float(_LOADS),
+                   threads=float(torch.get_num_threads()))
+        return Result(metrics=out)
+
+    def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
+        return {"params": params(arch)}

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import nasforge
 from nasforge.evaluators.base import EvalContext
@@ -21,7 +22,7 @@ from nasforge.experiment import Budget, Experiment
 from nasforge.space.architecture import Architecture
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from exp_runtime_helpers import metrics  # noqa: E402
+from exp_runtime_helpers import metrics
 
 
 def logged_metrics(arch: Architecture, ctx: EvalContext) -> dict[str, float]:
@@ -33,17 +34,23 @@ def logged_metrics(arch: Architecture, ctx: EvalContext) -> dict[str, float]:
     return out
 
 
+def build(db: str, trials: int, executor: Any = "inline", workers: int = 1,
+          ordered: bool = False) -> Experiment:
+    """The experiment every run of this script performs (tests build it in-process too)."""
+    space = nasforge.create_space("nb201")
+    strategy = nasforge.create_strategy("rea", space, seed=11, population_size=10, sample_size=3)
+    return Experiment(space, strategy, FunctionEvaluator(logged_metrics),
+                      budget=Budget(max_trials=trials), storage=db, seed=5, device="cpu",
+                      executor=executor, workers=workers, ordered=ordered, snapshot_every=5)
+
+
 def main() -> None:
     db, log, state_out, trials = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     executor = sys.argv[5] if len(sys.argv) > 5 else "inline"
     workers = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     os.environ["KILL_TEST_LOG"] = log
     os.environ["KILL_TEST_DRIVER"] = str(os.getpid())  # worker processes inherit it
-    space = nasforge.create_space("nb201")
-    strategy = nasforge.create_strategy("rea", space, seed=11, population_size=10, sample_size=3)
-    exp = Experiment(space, strategy, FunctionEvaluator(logged_metrics),
-                     budget=Budget(max_trials=trials), storage=db, seed=5, device="cpu",
-                     executor=executor, workers=workers, ordered=workers > 1, snapshot_every=5)
+    exp = build(db, trials, executor, workers, ordered=workers > 1)
     exp.run()
     with open(state_out, "w") as fh:
         json.dump(exp.strategy.state_dict(), fh)

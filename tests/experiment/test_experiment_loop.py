@@ -182,7 +182,7 @@ def test_different_config_on_same_storage_is_refused(space: nasforge.SearchSpace
     make(space, seed=0, storage=str(db), budget=Budget(max_trials=3)).run()
     with pytest.raises(StorageError, match=r"different experiment.*seed \(stored 0, now 1\)"):
         make(space, seed=1, storage=str(db)).run()
-    with pytest.raises(StorageError, match="different experiment.*strategy"):
+    with pytest.raises(StorageError, match=r"different experiment.*strategy"):
         make(space, seed=0, strategy="random", storage=str(db)).run()
     # The same settings resume.
     make(space, seed=0, storage=str(db), budget=Budget(max_trials=5)).run()
@@ -305,10 +305,9 @@ def test_callbacks_fire_in_order(space: nasforge.SearchSpace) -> None:
                    ("trial_end", 1), ("failed", 1), ("trial_start", 2), ("trial_end", 2),
                    ("end", None)]
     kinds = [e.kind for e in events]
-    assert kinds == [EventKind.EXPERIMENT_STARTED] + [EventKind.TRIAL_STARTED,
-                     EventKind.TRIAL_FINISHED, EventKind.TRIAL_STARTED, EventKind.TRIAL_FAILED,
-                     EventKind.TRIAL_STARTED, EventKind.TRIAL_FINISHED] + [
-                     EventKind.EXPERIMENT_ENDED]
+    K = EventKind
+    assert kinds == [K.EXPERIMENT_STARTED, K.TRIAL_STARTED, K.TRIAL_FINISHED, K.TRIAL_STARTED,
+                     K.TRIAL_FAILED, K.TRIAL_STARTED, K.TRIAL_FINISHED, K.EXPERIMENT_ENDED]
     assert events[-1].message == "finished"
     assert events[4].trial is not None and "deliberate failure" in (events[4].trial.error or "")
 

@@ -145,5 +145,6 @@ def test_sigkill_with_process_pool_resumes_exactly(tmp_path: Path) -> None:
     assert n_kills >= 1
     rows = final_rows(db)
     assert [r[0] for r in rows] == list(range(trials))
+    assert all(r[2] == TrialStatus.OK.value for r in rows)
     assert rows == final_rows(ref_db)
     assert json.loads(state.read_text()) == json.loads(ref_state.read_text())

@@ -65,7 +65,7 @@ def test_elastic_subnetworks_match_their_extracted_networks() -> None:
 
 
 def test_elastic_channel_sorting_keeps_the_largest_network_and_orders_importance() -> None:
-    space, net = tiny_supernet("elastic")
+    _, net = tiny_supernet("elastic")
     net.eval()
     net.set_arch(tiny_elastic_space().max_arch())
     x = torch.randn(2, 1, 16, 16)
@@ -130,7 +130,7 @@ def test_gumbel_sample_is_one_hot_with_gradient_to_every_logit() -> None:
 
 
 def test_gumbel_forward_equals_the_path_it_sampled() -> None:
-    space, net = tiny_supernet("nb201")
+    _, net = tiny_supernet("nb201")
     net.eval()
     x = torch.randn(2, 1, 12, 12)
     net.set_mode("gumbel")
@@ -151,7 +151,7 @@ def test_softmax_mode_gives_gradients_to_architecture_parameters() -> None:
 
 
 def test_nb201_derive_takes_argmax_with_none_unless_excluded() -> None:
-    space, net = tiny_supernet("nb201")
+    _, net = tiny_supernet("nb201")
     with torch.no_grad():
         for key in net.keys:
             net.alpha(key).zero_()
@@ -186,12 +186,12 @@ def test_darts_derive_keeps_the_two_strongest_inputs_without_none() -> None:
 
 def test_supernet_errors_name_the_bad_value() -> None:
     space = nasforge.create_space("nb201")
-    with pytest.raises(ConfigError, match="unknown supernet option.*'depth'.*allowed"):
+    with pytest.raises(ConfigError, match=r"unknown supernet option.*'depth'.*allowed"):
         space.supernet(depth=3)
     with pytest.raises(ConfigError, match="C must be a positive integer"):
         space.supernet(C=0)
     _, net = tiny_supernet("nb201")
-    with pytest.raises(ConfigError, match="unknown supernet mode 'hard'.*allowed"):
+    with pytest.raises(ConfigError, match=r"unknown supernet mode 'hard'.*allowed"):
         net.set_mode("hard")
     bad_path = dict.fromkeys(net.keys, "conv_9x9")
     with pytest.raises(ConfigError, match="'conv_9x9' is not a candidate"):
@@ -202,7 +202,7 @@ def test_supernet_errors_name_the_bad_value() -> None:
         DartsSpace(distinct_inputs=False).supernet(C=4, layers=3)
     assert {"nb201", "darts", "elastic"} <= set(supernet_spaces())
     macro = nasforge.create_space("macro")
-    with pytest.raises(ConfigError, match="no weight-sharing supernet.*'nb201'"):
+    with pytest.raises(ConfigError, match=r"no weight-sharing supernet.*'nb201'"):
         macro.supernet()
 
 

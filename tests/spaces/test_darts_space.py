@@ -262,13 +262,13 @@ def test_parse_errors_name_the_problem(space: DartsSpace, text: str, match: str)
 
 def test_genotype_outside_the_space_names_the_problem(space: DartsSpace) -> None:
     bad_op = make_genotype(
-        [("conv_7x1_1x7", 0), ("sep_conv_3x3", 1)] + list(DARTS_V2.normal[2:]), [2, 3, 4, 5],
+        [("conv_7x1_1x7", 0), ("sep_conv_3x3", 1), *list(DARTS_V2.normal[2:])], [2, 3, 4, 5],
         DARTS_V2.reduce, [2, 3, 4, 5],
     )
-    with pytest.raises(InvalidArchitectureError, match="conv_7x1_1x7.*ops='extended'"):
+    with pytest.raises(InvalidArchitectureError, match=r"conv_7x1_1x7.*ops='extended'"):
         space.from_genotype(bad_op)
     twice = make_genotype(
-        [("sep_conv_3x3", 0), ("sep_conv_5x5", 0)] + list(DARTS_V2.normal[2:]), [2, 3, 4, 5],
+        [("sep_conv_3x3", 0), ("sep_conv_5x5", 0), *list(DARTS_V2.normal[2:])], [2, 3, 4, 5],
         DARTS_V2.reduce, [2, 3, 4, 5],
     )
     with pytest.raises(InvalidArchitectureError, match="reads node 0 twice"):
@@ -277,7 +277,7 @@ def test_genotype_outside_the_space_names_the_problem(space: DartsSpace) -> None
     assert loose.genotype(loose.from_genotype(twice)).nodes("normal")[0] == (
         ("sep_conv_3x3", 0), ("sep_conv_5x5", 0))
     with_none = make_genotype(
-        [("none", 0), ("sep_conv_3x3", 1)] + list(DARTS_V2.normal[2:]), [2, 3, 4, 5],
+        [("none", 0), ("sep_conv_3x3", 1), *list(DARTS_V2.normal[2:])], [2, 3, 4, 5],
         DARTS_V2.reduce, [2, 3, 4, 5],
     )
     with pytest.raises(InvalidArchitectureError, match="allow_none=True"):
@@ -304,6 +304,7 @@ def test_nasnet_and_amoebanet_need_and_get_a_compatible_space(
     for cell in CELLS:
         assert node_edges(got, cell) == node_edges(genotype, cell)
     assert space_for(name).from_string(name) == arch
+    assert DartsSpace(**other.options()).from_string(name) == arch
     model = other.build(arch, C=4, layers=3)
     model.eval()
     with torch.no_grad():

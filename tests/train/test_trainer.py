@@ -87,7 +87,7 @@ def test_cosine_schedule() -> None:
 
 
 def test_config_errors_name_the_value() -> None:
-    with pytest.raises(ConfigError, match="optimizer 'rmsprop'.*sgd"):
+    with pytest.raises(ConfigError, match=r"optimizer 'rmsprop'.*sgd"):
         TrainConfig(optimizer="rmsprop")
     with pytest.raises(ConfigError, match="epochs"):
         TrainConfig(epochs=0)
@@ -101,7 +101,7 @@ def test_config_errors_name_the_value() -> None:
 
 def test_nan_loss_raises_with_reason() -> None:
     train, val = loaders()
-    with pytest.raises(NonFiniteLossError, match="loss became (nan|inf)") as err:
+    with pytest.raises(NonFiniteLossError, match=r"loss became (nan|inf)") as err:
         Trainer(epochs=2, lr=1e30, grad_clip=None, momentum=0.0).fit(
             model(), train, val, device="cpu")
     assert err.value.curve == [] or all(math.isfinite(s.train_loss) for s in err.value.curve)

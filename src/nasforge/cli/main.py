@@ -21,6 +21,10 @@ COMMANDS: tuple[str, ...] = (
     "show",
     "spaces",
     "oneshot",
+    "init",
+    "report",
+    "export",
+    "train",
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from nasforge.cli.common import console, fmt_metric, write_json
 from nasforge.config import parse_options
-from nasforge.errors import ConfigError, DataNotFoundError
+from nasforge.errors import ConfigError
 from nasforge.registry import SPACES
 from nasforge.utils.device import resolve_device
 
@@ -103,14 +103,25 @@ def nb201_table_path(explicit: str | None) -> Path | None:
     return candidate if (candidate / "nb201.csv").is_file() else None
 
 
-def lookup_nb201(arch_string: str, explicit: str | None) -> dict[str, Any] | None:
-    """The NAS-Bench-201 record of the chosen cell (CIFAR-10, 200 epochs), None without a table."""
+def load_nb201(explicit: str | None) -> tuple[Path, Any] | None:
+    """(path, table) of the NAS-Bench-201 table, None when there is none to find.
+
+    Loaded before the search, so a wrong ``--nb201`` fails at once instead of after training.
+    """
     from nasforge.benchmarks import NB201Table
 
     path = nb201_table_path(explicit)
     if path is None:
         return None
-    record = NB201Table.load(path).query(arch_string, "cifar10", 200)
+    return path, NB201Table.load(path)
+
+
+def lookup_nb201(arch_string: str, table: tuple[Path, Any] | None) -> dict[str, Any] | None:
+    """The NAS-Bench-201 record of the chosen cell (CIFAR-10, 200 epochs), None without a table."""
+    if table is None:
+        return None
+    path, data = table
+    record = data.query(arch_string, "cifar10", 200)
     return {
         "table": str(path),
         "index": record.index,
@@ -149,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         options["search_trials"] = args.search_trials
     options.update(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
 
+    table = load_nb201(args.nb201) if args.space == "nb201" else None
     info = dataset_info(args.dataset)
     half = args.subset // 2
     data_spec = {"dataset": args.dataset, "data_dir": args.data, "val_size": 0.5,
@@ -178,12 +190,7 @@ def run(args: argparse.Namespace) -> int:
     out.update(space=args.space, dataset=args.dataset, build=build, device=device,
                checkpoint=args.checkpoint)
     if args.space == "nb201":
-        try:
-            out["nb201"] = lookup_nb201(result.arch_string, args.nb201)
-        except DataNotFoundError:
-            if args.nb201:
-                raise
-            out["nb201"] = None
+        out["nb201"] = lookup_nb201(result.arch_string, table)
     if not quiet:
         _print_result(out)
     if args.json:

@@ -4,7 +4,8 @@ Lookup order for a named dataset: the directory the user gives, ``$NASFORGE_DATA
 ``$NASFORGE_DATA/<dataset-dir>``), system-wide installs (Debian's ``dataset-fashion-mnist`` package
 puts Fashion-MNIST in ``/usr/share/datasets/fashion-mnist``), then the user cache
 ``~/.cache/nasforge/<dataset-dir>`` (``$XDG_CACHE_HOME`` honoured). Nothing is fetched from the
-network unless the caller passes ``download=True``.
+network unless the caller passes ``download=True``. A CIFAR tarball found in a searched directory
+(``cifar-10-python.tar.gz``) is read in place: its known batch files are extracted to the cache.
 """
 
 from __future__ import annotations

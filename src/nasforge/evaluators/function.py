@@ -37,7 +37,10 @@ class FunctionEvaluator(Evaluator):
         self.deterministic = deterministic
 
     def evaluate(self, arch: Architecture, ctx: EvalContext) -> Result:
-        out = self.fn(arch, ctx)
+        return self.to_result(self.fn(arch, ctx))
+
+    def to_result(self, out: Any) -> Result:
+        """Turn the function's return value (number, dict or Result) into a Result."""
         if isinstance(out, Result):
             return out
         if isinstance(out, Mapping):
@@ -55,3 +58,45 @@ class FunctionEvaluator(Evaluator):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "fn": getattr(self.fn, "__qualname__", repr(self.fn)), "metric": self.metric}
+
+
+@EVALUATORS.register("model_function")
+class ModelFunctionEvaluator(FunctionEvaluator):
+    """Builds the architecture and calls ``fn(model, ctx)`` with the ``torch.nn.Module``.
+
+    The model is ``space.build(arch, **build_kwargs)`` with its weights initialized from
+    ``ctx.seed``, so the user's training code only needs to train and score it. The return value
+    is handled as for ``"function"`` (a number, a dict of metrics or a Result).
+    """
+
+    name = "model_function"
+
+    def __init__(
+        self,
+        fn: Callable[[Any, EvalContext], Any],
+        metric: str = "accuracy",
+        deterministic: bool = True,
+        build_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(fn, metric, deterministic)
+        self.build_kwargs = dict(build_kwargs or {})
+
+    def build(self, arch: Architecture, seed: int = 0) -> Any:
+        """``space.build(arch, **build_kwargs)`` with torch's RNG seeded first."""
+        import torch
+
+        if self.space is None:
+            raise ConfigError("the evaluator is not bound to a search space; call bind(space)")
+        torch.manual_seed(seed)
+        return self.space.build(arch, **self.build_kwargs)
+
+    def evaluate(self, arch: Architecture, ctx: EvalContext) -> Result:
+        return self.to_result(self.fn(self.build(arch, ctx.seed), ctx))
+
+    def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
+        """The parameter count of the built model."""
+        model = self.build(arch)
+        return {"params": float(sum(p.numel() for p in model.parameters()))}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "build_kwargs": self.build_kwargs}

@@ -385,12 +385,18 @@ class Experiment:
             self._tell(done)
 
     def _tell_ready(self) -> None:
-        """Tell finished trials at the head of the ask order (ordered mode buffers the rest)."""
+        """Tell finished trials at the head of the ask order (ordered mode buffers the rest).
+
+        Refilling right after each tell makes the schedule a function of the capacity alone:
+        the ask of trial n + capacity always follows the tell of trial n, however many results
+        one ``wait`` returned.
+        """
         while self._pending:
             head = next(iter(self._pending.values()))
             if head.done is None:
                 return
             self._tell(head.done)
+            self._fill()
 
     def _tell(self, done: Trial) -> None:
         self._seq += 1

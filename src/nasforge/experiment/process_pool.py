@@ -20,6 +20,7 @@ import pickle
 import signal
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -73,6 +74,10 @@ def _worker_main(conn: mpc.Connection, payload: bytes, threads: int) -> None:
             job = conn.recv()
         except (EOFError, OSError):
             return
+        except Exception as exc:  # a job that cannot be unpickled here fails alone
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            conn.send(("job_error", f"the trial cannot be loaded in the worker: {exc}\n{text}"))
+            continue
         if job is None:
             return
         outcome = run_job(evaluator, job)
@@ -94,7 +99,16 @@ class _Worker:
     conn: mpc.Connection
     job: TrialJob | None = None
     started_at: float = 0.0
-    ready: bool = False
+    ready_at: float | None = None  # when the worker said it loaded the evaluator
+
+    @property
+    def ready(self) -> bool:
+        return self.ready_at is not None
+
+    def job_started(self) -> float:
+        """When the current job really started: a fresh worker first has to import and load."""
+        assert self.ready_at is not None
+        return max(self.started_at, self.ready_at)
 
 
 def _death_reason(exitcode: int | None) -> str:
@@ -214,7 +228,8 @@ class ProcessExecutor(Executor):
         if w.job is not None:
             result = (timeout_result(w.job.timeout) if not died and w.job.timeout is not None
                       else Result.failed(why))
-            outcomes.append(JobOutcome(w.job.number, result, w.started_at, time.time(),
+            start = w.job_started() if w.ready else w.started_at
+            outcomes.append(JobOutcome(w.job.number, result, start, time.time(),
                                        worker_died=died))
         elif not w.ready:
             # Died before it could say hello: count it, so that a worker that cannot start at
@@ -234,8 +249,8 @@ class ProcessExecutor(Executor):
             now = time.time()
             limit = None if end is None else max(0.0, end - now)
             for w in self._workers:  # wake up in time to enforce the nearest trial timeout
-                if w.job is not None and w.job.timeout is not None:
-                    left = max(0.0, w.started_at + w.job.timeout - now)
+                if w.job is not None and w.job.timeout is not None and w.ready:
+                    left = max(0.0, w.job_started() + w.job.timeout - now)
                     limit = left if limit is None else min(limit, left)
             handles: dict[Any, tuple[_Worker, bool]] = {}
             for w in self._workers:
@@ -262,8 +277,8 @@ class ProcessExecutor(Executor):
             now = time.time()
             for w in list(self._workers):
                 job = w.job
-                if (job is not None and job.timeout is not None
-                        and now - w.started_at >= job.timeout):
+                if (job is not None and job.timeout is not None and w.ready
+                        and now - w.job_started() >= job.timeout):
                     self._lost(w, outcomes, f"timeout after {job.timeout:g} s", died=False)
             self._dispatch(outcomes)
             if end is not None and time.time() >= end:
@@ -279,12 +294,17 @@ class ProcessExecutor(Executor):
     def _on_message(self, w: _Worker, msg: tuple[Any, ...], outcomes: list[JobOutcome]) -> None:
         kind = msg[0]
         if kind == "ready":
-            w.ready = True
+            w.ready_at = time.time()
             self._failed_starts = 0
         elif kind == "done":
             outcome: JobOutcome = msg[1]
             if w.job is not None and outcome.number == w.job.number:
                 outcomes.append(outcome)
+                w.job = None
+        elif kind == "job_error":
+            if w.job is not None:
+                outcomes.append(JobOutcome(w.job.number, Result.failed(msg[1]), w.started_at,
+                                           time.time()))
                 w.job = None
         elif kind == "init_error":
             raise ExecutorError(

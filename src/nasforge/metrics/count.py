@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasforge.train.evaluate import model_device
+
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (each shared parameter counted once)."""
@@ -35,9 +37,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], batch_size: int = 
     ReLU, BatchNorm and pooling are not counted, as in most NAS papers). The model runs in eval
     mode on a zero input, so BatchNorm statistics are untouched.
     """
-    if device is None:
-        device = next(iter(model.parameters()), torch.empty(0)).device
-    x = torch.zeros((batch_size, *input_shape), device=device)
+    x = torch.zeros((batch_size, *input_shape), device=model_device(model, device))
     was_training = model.training
     model.eval()
     try:

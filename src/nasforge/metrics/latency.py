@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError
+from nasforge.train.evaluate import model_device
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def measure_latency(
         raise ConfigError(
             f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {batch_size}, {repeats}, {warmup}"
         )
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    dev = model_device(model, device)
     model.to(dev)
     x = torch.randn((batch_size, *input_shape), device=dev)
     was_training = model.training

@@ -15,13 +15,17 @@ state (which depends on the optimizer: 1x parameters for SGD momentum, 2x for Ad
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from nasforge.errors import ConfigError
+from nasforge.train.evaluate import model_device
 
 MODES = ("inference", "training")
 
@@ -37,9 +41,30 @@ def model_bytes(model: nn.Module) -> int:
     return total
 
 
+@contextlib.contextmanager
+def _quiet_stderr_fd() -> Iterator[None]:
+    """Silence file descriptor 2 (the profiler's C++ start/stop log lines) for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _cpu_peak(fn: Callable[[], None]) -> int:
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    # Only the profiler's start and stop are silenced; the measured run keeps its stderr.
+    with _quiet_stderr_fd():
+        prof.start()
+    try:
         fn()
+    finally:
+        with _quiet_stderr_fd():
+            prof.stop()
     live = peak = 0
     for event in sorted(prof.events(), key=lambda e: e.time_range.start):
         live += event.self_cpu_memory_usage
@@ -71,7 +96,7 @@ def peak_memory_bytes(
     """
     if mode not in MODES:
         raise ConfigError(f"unknown memory mode {mode!r}; allowed: {', '.join(MODES)}")
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    dev = model_device(model, device)
     model.to(dev)
     x = torch.randn((batch_size, *input_shape), device=dev)
     was_training = model.training

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.errors import ConfigError
-from nasforge.train.evaluate import as_logits
+from nasforge.train.evaluate import as_logits, model_device
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -45,7 +45,7 @@ def fgsm_accuracy(model: nn.Module, data: Batches, epsilon: float = 8 / 255,
     ``x + epsilon * sign(grad_x loss)``, with ``epsilon`` on the [0, 1] pixel scale."""
     if epsilon < 0:
         raise ConfigError(f"epsilon must be >= 0; got {epsilon!r}")
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    dev = model_device(model, device)
     was_training = model.training
     model.eval()
     correct, n = torch.zeros((), dtype=torch.long, device=dev), 0
@@ -74,7 +74,7 @@ def noise_accuracy(model: nn.Module, data: Batches, std: float = 0.1,
     to every input (the "Gaussian noise" corruption of Hendrycks & Dietterich, ICLR 2019)."""
     if std < 0:
         raise ConfigError(f"noise std must be >= 0; got {std!r}")
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    dev = model_device(model, device)
     g = torch.Generator().manual_seed(int(seed))
     was_training = model.training
     model.eval()

@@ -31,20 +31,29 @@ from nasforge.oneshot.search import OneShotConfig, OneShotSearch
 from nasforge.space.architecture import Architecture
 
 HVP_R = 0.01
-"""The finite-difference scale of DARTS: eps = 0.01 / ||grad||."""
+"""The finite-difference scale of DARTS: eps = 0.01 / ||grad||.
+
+With ReLU networks the gradient jumps where a pre-activation crosses zero, so perturbing the
+weights by 0.01 (in norm) makes the difference quotient a coarse estimate of the exact product; a
+smaller ``hvp_r`` (e.g. 1e-6 in float64) recovers the exact unrolled gradient."""
 
 
 @dataclass
 class DartsConfig(OneShotConfig):
-    """DARTS settings: :class:`OneShotConfig` plus ``order`` (1 or 2) and derivation options."""
+    """DARTS settings: :class:`OneShotConfig` plus ``order`` (1 or 2), the finite-difference scale
+    ``hvp_r`` of second order (eps = hvp_r / ||grad||) and ``exclude_none`` (derive NAS-Bench-201
+    cells without ``none``; DARTS cells never use it)."""
 
     order: int = 1
+    hvp_r: float = HVP_R
     exclude_none: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.order not in (1, 2) or isinstance(self.order, bool):
             raise ConfigError(f"DARTS order must be 1 or 2, got {self.order!r}")
+        if isinstance(self.hvp_r, bool) or not isinstance(self.hvp_r, (int, float)) or not self.hvp_r > 0:
+            raise ConfigError(f"hvp_r must be a positive number, got {self.hvp_r!r}")
 
 
 class Darts(OneShotSearch):
@@ -117,7 +126,7 @@ class Darts(OneShotSearch):
             # No signal to follow: the implicit term vanishes.
             self._set(weights, original, vector, 0.0)
             return [torch.zeros_like(a) for a in arch]
-        eps = HVP_R / float(norm)
+        eps = self.config.hvp_r / float(norm)
         self._set(weights, original, vector, eps)
         loss_p, _ = self.forward_loss(batch)
         g_plus = torch.autograd.grad(loss_p, arch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nasforge.data.splits import DataSplits
-from nasforge.errors import unknown
+from nasforge.errors import ConfigError, unknown
 from nasforge.oneshot.darts import Darts
 from nasforge.oneshot.enas import Enas
 from nasforge.oneshot.gdas import Gdas
@@ -39,6 +39,12 @@ def create_search(
     if method not in METHODS:
         raise unknown("one-shot method", method, METHODS)
     cls, fixed, _ = METHODS[method]
+    for key, value in fixed.items():
+        if key in options and options[key] != value:
+            raise ConfigError(
+                f"method {method!r} means {key}={value!r}; got {key}={options[key]!r} (pick the method "
+                f"that fits: {', '.join(n for n, (c, _, _) in METHODS.items() if c is cls)})"
+            )
     return cls(supernet, splits, **{**options, **fixed})
 
 

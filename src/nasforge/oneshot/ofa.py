@@ -23,7 +23,7 @@ network with its trained weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -128,14 +128,14 @@ class Ofa(OneShotSearch):
         ks, ds, es = space.kernel_sizes, space.depths, space.expand_ratios
         if self.config.shrinking == "none":
             return Elastic(ks, ds, es)
+        # Past the last epoch (e.g. when evaluating after training) everything is elastic.
+        phase, length, inside = PHASES[-1], 1, 0
         start = 0
-        for phase, length in zip(PHASES, self.config.phases()):
-            if epoch < start + length:
-                inside = epoch - start
+        for name, days in zip(PHASES, self.config.phases()):
+            if epoch < start + days:
+                phase, length, inside = name, days, epoch - start
                 break
-            start += length
-        else:
-            phase, length, inside = PHASES[-1], 1, 0
+            start += days
         if phase == "full":
             return Elastic((max(ks),), (max(ds),), (max(es),), phase)
         if phase == "kernel":

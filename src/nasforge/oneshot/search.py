@@ -217,6 +217,7 @@ class OneShotSearch(ABC):
 
     def start_epoch(self, epoch: int) -> None:
         """Called before the first step of each epoch (also when resuming inside it)."""
+        return None
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         """Called after the last step of each epoch; returns extra numbers for the history."""
@@ -232,6 +233,7 @@ class OneShotSearch(ABC):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
+        return None
 
     # ------------------------------------------------------------------ helpers for methods
     @property

@@ -72,6 +72,10 @@ def remove_search_db(checkpoint: Path | None) -> None:
             Path(str(db) + suffix).unlink(missing_ok=True)
 
 
+def _optional_str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 def search_subnets(search: OneShotSearch, config: SubnetSearchConfig) -> tuple[Architecture, dict[str, Any]]:
     """Run the configured strategy over ``search``'s trained supernet; best arch and a summary."""
     # Deferred imports: training does not need the experiment or strategy packages.
@@ -89,7 +93,7 @@ def search_subnets(search: OneShotSearch, config: SubnetSearchConfig) -> tuple[A
     )
     experiment = Experiment(
         search.space, strategy, evaluator, budget=Budget(max_trials=config.search_trials),
-        constraints=list(config.constraints), storage=search_db_path(search.checkpoint),
+        constraints=list(config.constraints), storage=_optional_str(search_db_path(search.checkpoint)),
         seed=config.seed, device=str(search.device),
     )
     experiment.run()

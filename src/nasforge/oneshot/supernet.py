@@ -78,7 +78,7 @@ class Supernet(nn.Module):
         self._keys = tuple(keys)
         self._candidates = keys
         # Cached once: forward sets every mixed op's selection and walking modules() is slow.
-        self._mixed: list[MixedOp] = list(self.mixed_ops())
+        self._mixed = list(self.mixed_ops())
         for key, names in keys.items():
             self.alphas[_param_name(key)] = nn.Parameter(init_std * torch.randn(len(names)))
 
@@ -335,7 +335,7 @@ def _mixed_owner(name: str, mixed: Mapping[str, MixedOp]) -> str | None:
 
 
 def _batchnorm_affine_names(net: nn.Module) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for mod_name, mod in net.named_modules():
         if isinstance(mod, _BATCHNORMS) and mod.affine:
             names.update(f"{mod_name}.{leaf}" for leaf in ("weight", "bias"))

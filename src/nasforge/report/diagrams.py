@@ -241,7 +241,9 @@ def _leave_box(a: Point, b: Point, rad: float, centre: Point, half: Point, enter
 
 
 @dataclass
-class _EdgeShape:
+class EdgeShape:
+    """How one edge is drawn: its end points, curvature (``arc3`` rad), colour, label centre."""
+
     edge: GraphEdge
     start: tuple[float, float]
     end: tuple[float, float]
@@ -256,7 +258,8 @@ _SCALE = 0.62  # inches per data unit
 _BOX_H = 0.55
 
 
-def _label_half_size(text: str) -> tuple[float, float]:
+def label_half_size(text: str) -> tuple[float, float]:
+    """Half width and half height (data units) of the box an edge label occupies."""
     return _CHAR_W * len(text) / 2 + 0.1, 0.24
 
 
@@ -290,35 +293,42 @@ def _bend_score(cand: float, a: Point, b: Point, others: Sequence[Point], here: 
     return min(clear, 1.2) - penalty - 0.05 * abs(cand)
 
 
-def _bends(graph: ArchGraph, pos: Mapping[str, tuple[float, float]]) -> dict[int, float]:
-    """Curvature (matplotlib ``arc3`` rad) of the edges that would run through other nodes.
+def _bends(graph: ArchGraph, pos: Mapping[str, Point]) -> dict[int, float]:
+    """Curvature (matplotlib ``arc3`` rad) of every edge that must not be a straight line.
 
-    Shorter edges are bent first, so longer arcs that share an endpoint on the same side curve
-    more and stay outside them; arcs on one side whose spans partly overlap would cross, so the
-    other side is preferred.
+    Edges that would run through other nodes bend around them. Shorter edges are bent first, so
+    longer arcs that share an endpoint on the same side curve more and stay outside them; arcs on
+    one side whose spans partly overlap would cross, so the other side is preferred. Parallel
+    edges (same two nodes, e.g. a NASNet node reading one input twice) fan out around that.
     """
-    todo = []
+    groups: dict[tuple[str, str], list[int]] = {}
     for k, e in enumerate(graph.edges):
-        if graph.layout == "chain" and e.kind == "skip":
-            continue
-        a, b = pos[e.src], pos[e.dst]
-        others = [pos[n.id] for n in graph.nodes if n.id not in (e.src, e.dst)]
+        if not (graph.layout == "chain" and e.kind == "skip"):
+            groups.setdefault((e.src, e.dst), []).append(k)
+    todo = []
+    for (src, dst), members in groups.items():
+        a, b = pos[src], pos[dst]
+        others = [pos[n.id] for n in graph.nodes if n.id not in (src, dst)]
         if any(_point_segment_distance(o, a, b) < _BOX_H * 1.2 for o in others):
-            todo.append((math.dist(a, b), k, others))
-    rads: dict[int, float] = {}
+            todo.append((math.dist(a, b), members[0], others))
+    base: dict[int, float] = {}
     bent: list[_Bent] = []
     for length, k, others in sorted(todo, key=lambda item: (item[0], item[1])):
         e = graph.edges[k]
         a, b = pos[e.src], pos[e.dst]
         here = _Bent(0.0, min(a[0], b[0]), max(a[0], b[0]), length, frozenset((e.src, e.dst)))
         rad = max(_RADS, key=lambda cand: _bend_score(cand, a, b, others, here, bent))
-        rads[k] = rad
+        base[k] = rad
         bent.append(_Bent(rad, here.lo, here.hi, length, here.ends))
+    rads: dict[int, float] = {}
+    for members in groups.values():
+        centre = base.get(members[0], 0.0)
+        for i, k in enumerate(members):
+            rads[k] = centre + 0.3 * (i - (len(members) - 1) / 2)
     return rads
 
 
-def _geometry(graph: ArchGraph) -> tuple[dict[str, tuple[float, float]], dict[str, float],
-                                         list[_EdgeShape]]:
+def geometry(graph: ArchGraph) -> tuple[dict[str, Point], dict[str, float], list[EdgeShape]]:
     """Node positions and widths, and each edge's curvature and label position."""
     chain = graph.layout == "chain"
     pos = graph.positions or (layout_dag(graph) if not chain else layout_chain(graph))
@@ -336,20 +346,20 @@ def _geometry(graph: ArchGraph) -> tuple[dict[str, tuple[float, float]], dict[st
                    for px, py, pw, ph in placed)
 
     rads = _bends(graph, pos)
-    shapes: list[_EdgeShape] = []
+    shapes: list[EdgeShape] = []
     for k, e in enumerate(graph.edges):
         a, b = pos[e.src], pos[e.dst]
         if chain and e.kind == "skip":
             # Skip connections: arcs bulging right of the column, wider for longer jumps.
             start = (a[0] + box_w[e.src] / 2, a[1])
             end = (b[0] + box_w[e.dst] / 2, b[1])
-            shapes.append(_EdgeShape(e, start, end, -0.5, "#7f7f7f"))
+            shapes.append(EdgeShape(e, start, end, -0.5, "#7f7f7f"))
             continue
         rad = rads.get(k, 0.0)
-        shape = _EdgeShape(e, a, b, rad, colors.get(e.label, "#555555"))
+        shape = EdgeShape(e, a, b, rad, colors.get(e.label, "#555555"))
         if e.label:
             # The first spot along the edge where the label covers the least of nodes and labels.
-            hw, hh = _label_half_size(e.label)
+            hw, hh = label_half_size(e.label)
             spots = (0.5, 0.62, 0.38, 0.72, 0.28, 0.8, 0.2)
             best = min(
                 (overlap(*_bezier(a, b, rad, t), hw, hh), i, _bezier(a, b, rad, t))
@@ -368,7 +378,7 @@ def render(graph: ArchGraph) -> Any:
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
     from matplotlib.path import Path as MplPath
 
-    pos, box_w, shapes = _geometry(graph)
+    pos, box_w, shapes = geometry(graph)
     # Bounds: node boxes, sampled points of every curve, and label boxes.
     xs: list[float] = []
     ys: list[float] = []
@@ -382,7 +392,7 @@ def render(graph: ArchGraph) -> Any:
             xs.append(px)
             ys.append(py)
         if sh.label_at is not None:
-            hw, hh = _label_half_size(sh.edge.label)
+            hw, hh = label_half_size(sh.edge.label)
             xs += [sh.label_at[0] - hw, sh.label_at[0] + hw]
             ys += [sh.label_at[1] - hh, sh.label_at[1] + hh]
     x0, x1 = min(xs) - 0.4, max(xs) + 0.4
@@ -475,11 +485,14 @@ def draw(space: SearchSpace, arch: Architecture, path: str | Path, part: str | N
 __all__ = [
     "FORMATS",
     "ArchGraph",
+    "EdgeShape",
     "GraphEdge",
     "GraphNode",
     "arch_graph",
     "draw",
     "draw_graph",
+    "geometry",
+    "label_half_size",
     "layout_chain",
     "layout_dag",
     "render",

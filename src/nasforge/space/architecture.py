@@ -72,6 +72,11 @@ class Architecture(Mapping[str, Value]):
     def __hash__(self) -> int:
         return self._hash
 
+    def __reduce__(self) -> tuple[type[Architecture], tuple[str, dict[str, Value]]]:
+        # Pickle through __init__ (the default would call the blocked __setattr__), so trial jobs
+        # can travel to worker processes.
+        return (Architecture, (self._space, dict(self._values)))
+
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
         return f"Architecture({self._space!r}, {{{inner}}})"

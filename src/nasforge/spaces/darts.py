@@ -390,6 +390,8 @@ class DartsSpace(SearchSpace):
 
     name = "darts"
     small_build_kwargs = {"C": 4, "layers": 3}
+    #: The drawable parts of an architecture (``graph(arch, part)``): one per cell type.
+    graph_parts: tuple[str, ...] = CELLS
 
     def __init__(
         self,

@@ -7,3 +7,4 @@ __all__ = ["Strategy"]
 # Importing a module registers its strategy (one import per file, sorted).
 from nasforge.strategies import random_search as random_search  # noqa: E402
 from nasforge.strategies import rea as rea  # noqa: E402
+from nasforge.strategies import bananas as bananas  # noqa: E402

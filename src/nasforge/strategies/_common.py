@@ -85,6 +85,16 @@ def positive_float(name: str, value: object, allow_zero: bool = False) -> float:
 
 
 # ---------------------------------------------------------------------------------- state
+def fitness_to_state(value: float) -> float | None:
+    """Strict-JSON form of a fitness: ``-inf`` (infeasible) becomes None."""
+    return None if value == INFEASIBLE else float(value)
+
+
+def fitness_from_state(value: float | None) -> float:
+    """Inverse of :func:`fitness_to_state`."""
+    return INFEASIBLE if value is None else float(value)
+
+
 def archs_to_state(archs: Iterable[Architecture]) -> list[dict[str, Any]]:
     """JSON form of architectures (order kept)."""
     return [a.to_dict() for a in archs]

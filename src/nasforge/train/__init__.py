@@ -9,7 +9,7 @@ Example::
 
 from nasforge.train.config import OPTIMIZERS, SCHEDULERS, TrainConfig
 from nasforge.train.early_stopping import EarlyStopping
-from nasforge.train.evaluate import as_logits, evaluate_model
+from nasforge.train.evaluate import as_logits, evaluate_model, model_device
 from nasforge.train.trainer import (
     EpochStats,
     FitResult,
@@ -38,4 +38,5 @@ __all__ = [
     "evaluate_model",
     "lr_at",
     "make_optimizer",
+    "model_device",
 ]

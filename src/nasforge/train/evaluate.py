@@ -28,6 +28,16 @@ def as_logits(output: object) -> torch.Tensor:
     )
 
 
+def model_device(model: nn.Module, device: str | torch.device | None = None) -> torch.device:
+    """``device`` when given, else the device of the model's first parameter or buffer (CPU for
+    a model without tensors)."""
+    if device is not None:
+        return torch.device(device)
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def autocast_context(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[object]:
     """bf16 autocast on CUDA when ``amp``, else a no-op context."""
     if amp and device.type == "cuda":
@@ -47,9 +57,7 @@ def evaluate_model(
     Sums stay on the device and are read once at the end, so evaluation never waits on the GPU
     per batch. The model is put in eval mode and restored to its previous mode afterwards.
     """
-    if device is None:
-        device = next(iter(model.parameters())).device
-    dev = torch.device(device)
+    dev = model_device(model, device)
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=dev)

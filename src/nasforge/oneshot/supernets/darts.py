@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError
-from nasforge.ops.registry import create_op
 from nasforge.oneshot.mixed import MixedOp
 from nasforge.oneshot.supernet import Supernet, check_arch, register_supernet
+from nasforge.ops.registry import create_op
 from nasforge.space.architecture import Architecture
 from nasforge.spaces.darts import CELLS, CellSlot, DartsCell, DartsNetwork, DartsSpace, Genotype
 
@@ -61,7 +61,8 @@ class DartsSupernet(Supernet):
             )
         if not isinstance(affine, bool):
             raise ConfigError(f"affine must be True or False, got {affine!r}")
-        build = {"num_classes": num_classes, "C": C, "layers": layers, "in_channels": in_channels}
+        build: dict[str, Any] = {"num_classes": num_classes, "C": C, "layers": layers,
+                                 "in_channels": in_channels}
         # Validate the options exactly as the derived network would (same error messages).
         space.build(space.sample(0), **build)
         super().__init__(space, build)

@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError
-from nasforge.ops.cells import DAGCell
-from nasforge.ops.registry import create_op
 from nasforge.oneshot.mixed import MixedOp
 from nasforge.oneshot.supernet import Supernet, check_arch, register_supernet
+from nasforge.ops.cells import DAGCell
+from nasforge.ops.registry import create_op
 from nasforge.space.architecture import Architecture
 from nasforge.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201Space, edge_name
 

@@ -1,0 +1,61 @@
+"""Combining several proxies by voting over a set of architectures.
+
+A vote needs the scores of *all* candidates (ranks only exist within a set), so it is a function
+of a score table, not of one architecture. Abdelfattah et al. (ICLR 2021) combine synflow,
+jacob_cov and snip by majority vote and report a better rank correlation than any one of them.
+
+Two rules:
+
+* ``"sum"`` (Borda count): each proxy ranks the candidates (1 = lowest score); a candidate's
+  vote is the sum of its ranks.
+* ``"majority"`` (Copeland): candidate ``a`` beats ``b`` when more proxies score ``a`` higher
+  than ``b`` than the other way round; a candidate's vote is its number of wins minus losses.
+
+Higher votes are better. A NaN score (a proxy undefined for that network) counts as the worst.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+from nasforge.errors import ConfigError, allowed
+
+VOTE_METHODS: tuple[str, ...] = ("sum", "majority")
+
+
+def _table(scores: Mapping[str, Sequence[float]]) -> np.ndarray:
+    if not scores:
+        raise ConfigError("a vote needs the scores of at least one proxy")
+    lengths = {name: len(values) for name, values in scores.items()}
+    if len(set(lengths.values())) != 1:
+        raise ConfigError(f"every proxy must score the same candidates; got lengths {lengths}")
+    table = np.array([np.asarray(v, dtype=np.float64) for v in scores.values()], ndmin=2)
+    # NaN -> -inf: undefined scores rank below every defined one.
+    return np.where(np.isnan(table), -np.inf, table)
+
+
+def vote(scores: Mapping[str, Sequence[float]], method: str = "sum") -> np.ndarray:
+    """One vote per candidate from ``{proxy: [score of each candidate]}``; higher is better."""
+    if method not in VOTE_METHODS:
+        raise ConfigError(f"unknown vote method {method!r}; allowed: {allowed(VOTE_METHODS)}")
+    table = _table(scores)
+    if method == "sum":
+        ranks = np.array([rankdata(row, method="average") for row in table])
+        return np.asarray(ranks.sum(axis=0), dtype=np.float64)
+    # prefer[p, a, b] is +1 when proxy p scores a above b, -1 when below, 0 on a tie.
+    prefer = np.sign(table[:, :, None] - table[:, None, :])
+    prefer = np.nan_to_num(prefer)  # -inf vs -inf gives NaN: a tie
+    majority = np.sign(prefer.sum(axis=0))
+    return np.asarray(majority.sum(axis=1), dtype=np.float64)
+
+
+def vote_ranks(scores: Mapping[str, Sequence[float]], method: str = "sum") -> np.ndarray:
+    """Competition ranks of the vote: 1 is the best candidate; equal votes share a rank."""
+    votes = vote(scores, method)
+    return np.asarray(rankdata(-votes, method="min"), dtype=np.int64)
+
+
+__all__ = ["VOTE_METHODS", "vote", "vote_ranks"]

@@ -1,0 +1,261 @@
+"""Plots of a search: best-so-far curve, Pareto front, metric distributions, benchmark summaries.
+
+Every function draws with matplotlib's object-oriented API on its own :class:`Figure` (Agg canvas,
+never ``pyplot``), so plotting works without a display, from threads, and leaves no global state
+behind. Each saves one PNG with fixed metadata (the same data gives the same file) and returns its
+path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nasforge.errors import ConfigError
+from nasforge.trial import Objective, Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: Colour-blind-friendly colours (Okabe & Ito) used across the report.
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+_GREY = "#9a9a9a"
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=dpi, metadata={"Software": None})
+    return out
+
+
+def _label(objective: Objective) -> str:
+    arrow = "higher" if objective.direction == "maximize" else "lower"
+    return f"{objective.metric} ({arrow} is better)"
+
+
+def finished_in_order(trials: Sequence[Trial]) -> list[Trial]:
+    """Finished trials in the order they ended (trial number breaks ties and fills gaps)."""
+    done = [t for t in trials if t.status.finished and t.status is not TrialStatus.INFEASIBLE]
+    return sorted(done, key=lambda t: (t.finished_at if t.finished_at is not None else math.inf,
+                                       t.number))
+
+
+def best_so_far(scores: Sequence[float | None]) -> np.ndarray:
+    """Running maximum of 'higher is better' scores; NaN until the first score (None = no value)."""
+    out = np.full(len(scores), np.nan)
+    best = -math.inf
+    for i, s in enumerate(scores):
+        if s is not None and s > best:
+            best = s
+        if best > -math.inf:
+            out[i] = best
+    return out
+
+
+def nondominated(points: Sequence[Sequence[float]] | np.ndarray) -> list[bool]:
+    """Which points are Pareto-optimal when every coordinate is to be maximized.
+
+    A point is dominated when another is at least as good in every coordinate and strictly better
+    in one; equal points do not dominate each other, so duplicates on the front are all kept.
+    """
+    p = np.asarray(points, dtype=float)
+    if p.size == 0:
+        return []
+    if p.ndim != 2:
+        raise ConfigError(f"points must be a 2-D array (n points x k objectives), got {p.shape}")
+    keep = np.ones(len(p), dtype=bool)
+    for i in range(len(p)):
+        # Vectorized over the other points: O(n^2 k) work, fine for the thousands of trials a
+        # search stores.
+        dominates_i = np.all(p >= p[i], axis=1) & np.any(p > p[i], axis=1)
+        keep[i] = not bool(dominates_i.any())
+    return keep.tolist()
+
+
+def _count_axis(ax: Axes, values: np.ndarray) -> None:
+    """Log scale when values span orders of magnitude (params, FLOPs); 200k-style tick labels
+    for large numbers either way."""
+    from matplotlib.ticker import EngFormatter
+
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if lo > 0 and hi / lo > 100:
+        ax.set_xscale("log")
+    if hi >= 1e4:
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+
+
+def plot_best_so_far(trials: Sequence[Trial], objective: Objective, path: str | Path,
+                     title: str = "", dpi: int = 110) -> Path:
+    """Every trial's value of ``objective`` (dots) and the best value so far (line), against the
+    number of finished trials."""
+    order = finished_in_order(trials)
+    scores = [objective.score(t) for t in order]
+    if all(s is None for s in scores):
+        raise ConfigError(f"no successful trial has a value for {objective.metric!r} to plot")
+    x = np.arange(1, len(order) + 1)
+    curve = objective.sign * best_so_far(scores)
+    fig = _figure(7.0, 4.0)
+    ax: Axes = fig.add_subplot(1, 1, 1)
+    ok = [i for i, s in enumerate(scores) if s is not None]
+    ax.scatter(x[ok], [order[i].value(objective.metric) for i in ok], s=14, color=_GREY,
+               alpha=0.7, label="trial", zorder=2)
+    failed = [i for i, t in enumerate(order) if t.status is TrialStatus.FAILED]
+    if failed:
+        finite = curve[np.isfinite(curve)]
+        y0 = float(np.min(finite)) if finite.size else 0.0
+        ax.scatter(x[failed], [y0] * len(failed), marker="x", s=18, color=COLORS[1],
+                   label="failed", zorder=2)
+    ax.step(x, curve, where="post", color=COLORS[0], linewidth=2, label="best so far", zorder=3)
+    # The star marks the trial that found the final best value (the curve's last step).
+    first = int(np.argmax(curve == curve[-1]))
+    ax.scatter([x[first]], [curve[first]], marker="*", s=160, color=COLORS[4],
+               edgecolor="black", linewidth=0.6, label=f"best: {curve[-1]:.4g}", zorder=4)
+    ax.set_xlabel("trials finished")
+    ax.set_ylabel(_label(objective))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(title or f"Best {objective.metric} so far")
+    return _save(fig, path, dpi)
+
+
+def plot_pareto(trials: Sequence[Trial], objectives: Sequence[Objective], path: str | Path,
+                title: str = "", dpi: int = 110) -> Path:
+    """Trials in objective space with the Pareto front of all objectives highlighted.
+
+    Two objectives give one panel; more give one panel per pair with the primary objective
+    (front membership is always computed on all objectives together).
+    """
+    objs = list(objectives)
+    if len(objs) < 2:
+        raise ConfigError(f"a Pareto front needs at least 2 objectives, got {len(objs)}")
+    pts = [t for t in trials if t.ok and all(t.value(o.metric) is not None for o in objs)]
+    if not pts:
+        raise ConfigError("no successful trial has values for all objectives "
+                          f"({', '.join(o.metric for o in objs)})")
+    values = np.array([[t.value(o.metric) for o in objs] for t in pts], dtype=float)
+    signs = np.array([o.sign for o in objs])
+    front = np.array(nondominated(values * signs))
+    pairs = [(0, j) for j in range(1, len(objs))][:3]
+    fig = _figure(5.2 * len(pairs), 4.2)
+    for k, (a, b) in enumerate(pairs):
+        ax: Axes = fig.add_subplot(1, len(pairs), k + 1)
+        ax.scatter(values[~front, b], values[~front, a], s=14, color=_GREY, alpha=0.7,
+                   label="dominated")
+        fx, fy = values[front, b], values[front, a]
+        order = np.argsort(fx)
+        ax.scatter(fx, fy, s=30, color=COLORS[1], edgecolor="black", linewidth=0.5,
+                   label=f"Pareto-optimal ({int(front.sum())} trials)", zorder=3)
+        if len(pairs) == 1:  # the staircase is only meaningful when the plot shows every objective
+            ax.step(fx[order], fy[order], where="post" if signs[a] * signs[b] < 0 else "pre",
+                    color=COLORS[1], alpha=0.6)
+        ax.set_xlabel(_label(objs[b]))
+        ax.set_ylabel(_label(objs[a]))
+        _count_axis(ax, values[:, b])
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    fig.suptitle(title or "Objective space")
+    return _save(fig, path, dpi)
+
+
+def plot_distributions(trials: Sequence[Trial], metrics: Sequence[str], path: str | Path,
+                       title: str = "", dpi: int = 110, columns: int = 3) -> Path:
+    """One histogram per metric over the successful trials."""
+    data = {m: np.array([v for t in trials if t.ok for v in [t.value(m)] if v is not None])
+            for m in metrics}
+    data = {m: v for m, v in data.items() if v.size}
+    if not data:
+        raise ConfigError(f"no successful trial has any of the metrics {list(metrics)}")
+    cols = min(columns, len(data))
+    rows = math.ceil(len(data) / cols)
+    fig = _figure(3.6 * cols, 2.8 * rows)
+    for k, (name, vals) in enumerate(data.items()):
+        ax: Axes = fig.add_subplot(rows, cols, k + 1)
+        bins = min(30, max(5, int(math.sqrt(vals.size)) * 2))
+        if float(np.ptp(vals)) == 0.0:
+            bins = 1
+        ax.hist(vals, bins=bins, color=COLORS[k % len(COLORS)], alpha=0.85, edgecolor="white")
+        ax.set_title(name, fontsize="medium")
+        ax.set_ylabel("trials", fontsize="small")
+        ax.tick_params(labelsize="small")
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title or "Metric distributions (successful trials)")
+    return _save(fig, path, dpi)
+
+
+def plot_anytime_dict(anytime: Mapping[str, Any], path: str | Path, title: str = "",
+                      dpi: int = 110) -> Path:
+    """Anytime curves stored in a benchmark's JSON (``{"axis", "grid", "mean", "sem"}``): the mean
+    incumbent per strategy with a 95% band of the mean."""
+    try:
+        grid = np.asarray(anytime["grid"], dtype=float)
+        means = {k: np.asarray(v, dtype=float) for k, v in anytime["mean"].items()}
+        sems = {k: np.asarray(anytime.get("sem", {}).get(k, np.zeros_like(v)), dtype=float)
+                for k, v in means.items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"malformed anytime curves: {exc}") from None
+    fig = _figure(7.0, 4.2)
+    ax: Axes = fig.add_subplot(1, 1, 1)
+    for k, (name, m) in enumerate(means.items()):
+        color = COLORS[k % len(COLORS)]
+        band = 1.96 * np.nan_to_num(sems[name])
+        ax.plot(grid, m, color=color, label=name)
+        ax.fill_between(grid, m - band, m + band, color=color, alpha=0.2)
+    axis = str(anytime.get("axis", "cost"))
+    ax.set_xlabel("simulated training seconds" if axis == "cost" else "queries")
+    ax.set_ylabel(str(anytime.get("metric", "reported accuracy (%)")))
+    finite = np.concatenate([m[np.isfinite(m)] for m in means.values()]) if means else []
+    if len(finite):  # start where the curves get interesting, not at the first query
+        lo, hi = float(np.percentile(finite, 5)), float(np.max(finite))
+        pad = 0.1 * (hi - lo + 1e-9)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(title or "Anytime performance (mean over seeds)")
+    return _save(fig, path, dpi)
+
+
+def plot_final_boxes(finals: Mapping[str, Sequence[float]], path: str | Path, title: str = "",
+                     ylabel: str = "reported accuracy (%)", dpi: int = 110) -> Path:
+    """Box plot (with every run as a dot) of each strategy's final result."""
+    items = [(k, np.asarray([v for v in vs if v is not None and math.isfinite(v)], dtype=float))
+             for k, vs in finals.items()]
+    items = [(k, v) for k, v in items if v.size]
+    if not items:
+        raise ConfigError("no finite final results to plot")
+    fig = _figure(max(4.0, 1.6 * len(items) + 2), 4.0)
+    ax: Axes = fig.add_subplot(1, 1, 1)
+    ax.boxplot([v for _, v in items], showfliers=False)
+    ax.set_xticks(range(1, len(items) + 1), [k for k, _ in items])
+    rng = np.random.default_rng(0)  # fixed jitter: the same data gives the same picture
+    for i, (_, v) in enumerate(items):
+        jitter = rng.uniform(-0.12, 0.12, size=v.size)
+        ax.scatter(i + 1 + jitter, v, s=8, alpha=0.5, color=COLORS[i % len(COLORS)], zorder=3)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(title or "Final result per run")
+    return _save(fig, path, dpi)
+
+
+__all__ = [
+    "COLORS",
+    "best_so_far",
+    "finished_in_order",
+    "nondominated",
+    "plot_anytime_dict",
+    "plot_best_so_far",
+    "plot_distributions",
+    "plot_final_boxes",
+    "plot_pareto",
+]
