@@ -48,7 +48,9 @@ class SearchConfig(BaseModel):
     budget_cost: float | None = None
     seed: int = 0
     storage: str | None = None
-    executor: str = "inline"
+    executor: str | None = None
+    ray_address: str | None = None
+    retries: int = 0
     workers: int = 1
     device: str = "auto"
     trial_timeout: float | None = None
@@ -89,8 +91,8 @@ class SearchConfig(BaseModel):
 
     @field_validator("executor")
     @classmethod
-    def _executor_known(cls, v: str) -> str:
-        if v not in EXECUTORS:
+    def _executor_known(cls, v: str | None) -> str | None:
+        if v is not None and v not in EXECUTORS:
             raise ConfigError(f"unknown executor {v!r}; allowed: {', '.join(map(repr, EXECUTORS))}")
         return v
 
@@ -132,15 +134,15 @@ def build_experiment(
     )
     evaluator = EVALUATORS.create(cfg.evaluator, **cfg.evaluator_options)
     budget = Budget(max_trials=cfg.budget_trials, max_seconds=cfg.budget_seconds, max_cost=cfg.budget_cost)
-    executor = None
-    if cfg.executor != "inline" or cfg.workers > 1:
-        from nasforge.experiment import make_executor
+    from nasforge.experiment import make_executor
 
-        executor = make_executor(cfg.executor, workers=cfg.workers)
+    # No executor named: inline for one worker, a local process pool for more.
+    options = {"address": cfg.ray_address} if cfg.executor == "ray" and cfg.ray_address else {}
+    executor = make_executor(cfg.executor, workers=cfg.workers, **options)
     return Experiment(
         space, strategy, evaluator, budget=budget, objectives=cfg.objectives,
         constraints=cfg.constraints, storage=storage if storage is not None else cfg.storage,
-        executor=executor, seed=cfg.seed, device=cfg.device, trial_timeout=cfg.trial_timeout,
+        executor=executor, retries=cfg.retries, seed=cfg.seed, device=cfg.device, trial_timeout=cfg.trial_timeout,
         callbacks=callbacks, config=cfg.model_dump(mode="json", include=IDENTITY_FIELDS),
     )
 

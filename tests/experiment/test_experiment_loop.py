@@ -176,6 +176,23 @@ def test_same_seed_same_results(space: nasforge.SearchSpace) -> None:
     assert len({t.seed for t in a.trials}) == 40  # every trial gets its own seed
 
 
+def test_readers_see_slow_trials_running(space: nasforge.SearchSpace, tmp_path: Path) -> None:
+    """Fast trials are written with their tell; slow ones are written before the wait, so a
+    reader (``nasforge show``) lists the trial that is running."""
+    db = tmp_path / "e.db"
+    seen: list[str] = []
+
+    def look(arch: Architecture, ctx: EvalContext) -> float:
+        ro = SQLiteStorage(db, readonly=True)
+        seen.append(ro.trial(ctx.trial_number).status.value)
+        ro.close()
+        time.sleep(0.02)
+        return 1.0
+
+    make(space, FunctionEvaluator(look), storage=str(db), budget=Budget(max_trials=4)).run()
+    assert seen == ["running"] * 4
+
+
 def test_different_config_on_same_storage_is_refused(space: nasforge.SearchSpace,
                                                      tmp_path: Path) -> None:
     db = tmp_path / "e.db"

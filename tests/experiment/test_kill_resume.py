@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 import pytest
+from kill_runner import build
 
-from nasforge.experiment import SQLiteStorage
+from nasforge.experiment import InlineExecutor, SQLiteStorage
 from nasforge.trial import TrialStatus
 
 RUNNER = Path(__file__).with_name("kill_runner.py")
@@ -106,24 +107,29 @@ def run_with_kills(tmp: Path, trials: int, kills: int, rng: random.Random,
     return db, state, n_kills
 
 
-@pytest.mark.slow
-def test_sigkill_at_random_moments_resumes_exactly(tmp_path: Path) -> None:
-    trials = 120
-    ref_db, ref_log, ref_state = tmp_path / "ref.db", tmp_path / "ref.log", tmp_path / "ref.json"
-    ref = start(ref_db, ref_log, ref_state, trials)
-    _, err = ref.communicate(timeout=300)
-    assert ref.returncode == 0, err.decode()
-    assert sorted(n for _, n in log_lines(ref_log)) == list(range(trials))
+def reference(tmp: Path, trials: int, monkeypatch: pytest.MonkeyPatch,
+              executor: object = "inline") -> tuple[list[tuple[object, ...]], object]:
+    """The uninterrupted run, in this process (same experiment as kill_runner.py builds)."""
+    monkeypatch.setenv("KILL_TEST_LOG", str(tmp / "reference.log"))
+    monkeypatch.setenv("KILL_TEST_DRIVER", "0")
+    exp = build(str(tmp / "reference.db"), trials, executor, ordered=executor != "inline").run()
+    return final_rows(tmp / "reference.db"), exp.strategy.state_dict()
 
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_resumes_exactly(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    trials = 120
+    ref_rows, ref_state = reference(tmp_path, trials, monkeypatch)
     rng = random.Random(int(os.environ.get("NASFORGE_KILL_SEED", "20240601")))
-    db, state, n_kills = run_with_kills(tmp_path, trials, kills=6, rng=rng)
+    db, state, n_kills = run_with_kills(tmp_path, trials, kills=5, rng=rng)
     assert n_kills >= 4  # the run was really interrupted repeatedly
 
     rows = final_rows(db)
     assert [r[0] for r in rows] == list(range(trials))  # nothing lost, nothing extra
     assert all(r[2] == TrialStatus.OK.value for r in rows)
-    assert rows == final_rows(ref_db)  # identical to the uninterrupted run
-    assert json.loads(state.read_text()) == json.loads(ref_state.read_text())
+    assert rows == ref_rows  # identical to the uninterrupted run
+    assert json.loads(state.read_text()) == json.loads(json.dumps(ref_state))
     # Every trial was evaluated at least once, and re-evaluations are bounded by the kills
     # (only the trial that was running when a process died is evaluated again).
     evaluated = [n for _, n in log_lines(tmp_path / "killed.log")]
@@ -132,19 +138,67 @@ def test_sigkill_at_random_moments_resumes_exactly(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_with_process_pool_resumes_exactly(tmp_path: Path) -> None:
-    """The same with two worker processes (ordered mode: deterministic with parallel workers)."""
-    trials = 40
-    ref_db, ref_log, ref_state = tmp_path / "ref.db", tmp_path / "ref.log", tmp_path / "ref.json"
-    ref = start(ref_db, ref_log, ref_state, trials, "process", "2")
-    _, err = ref.communicate(timeout=300)
-    assert ref.returncode == 0, err.decode()
+def test_process_pool_survives_sigkill_and_ctrl_c(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two worker processes (ordered mode). The driver is killed with SIGKILL once, then stopped
+    with Ctrl-C (SIGINT to its whole process group, as a terminal sends it): it exits with
+    KeyboardInterrupt, no worker survives, the trials that were running stay 'running'. The same
+    command then completes, with exactly the trials of an uninterrupted run on the inline executor
+    (InlineExecutor(capacity=2) reproduces the pool's schedule)."""
+    trials = 36
+    db, log, state = tmp_path / "killed.db", tmp_path / "killed.log", tmp_path / "state.json"
+    extra = ("process", "2")
 
-    rng = random.Random(7)
-    db, state, n_kills = run_with_kills(tmp_path, trials, 2, rng, "process", "2")
-    assert n_kills >= 1
+    def wait_for(n_lines: int, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.time() + 120
+        while len(log_lines(log)) < n_lines and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.003)
+
+    # 1. SIGKILL the driver mid-run.
+    proc = start(db, log, state, trials, *extra)
+    wait_for(6, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_at_kill, first_pid = told(db), proc.pid
+    assert 0 < len(done_at_kill) < trials
+
+    # 2. Resume, then Ctrl-C.
+    proc = subprocess.Popen([sys.executable, str(RUNNER), str(db), str(log), str(state),
+                             str(trials), *extra], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(len(log_lines(log)) + 6, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"KeyboardInterrupt" in err, err.decode()
+    # Nothing of that session is left: workers were stopped (multiprocessing's resource tracker
+    # needs a moment to see its pipe close and exit on its own).
+    gone_by = time.time() + 15
+    while time.time() < gone_by:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+    stored = SQLiteStorage(db, readonly=True).trials()
+    assert len(stored) < trials
+    assert any(t.status is TrialStatus.RUNNING for t in stored)
+    done_at_interrupt = told(db)
+
+    # 3. The same command completes the run.
+    proc = start(db, log, state, trials, *extra)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+
+    lines = log_lines(log)
+    again = [n for pid, n in lines if pid != first_pid and n in done_at_kill]
+    assert not again, f"finished trials evaluated again after the SIGKILL: {again}"
+    later = [n for pid, n in lines if pid == proc.pid and n in done_at_interrupt]
+    assert not later, f"finished trials evaluated again after Ctrl-C: {later}"
     rows = final_rows(db)
     assert [r[0] for r in rows] == list(range(trials))
     assert all(r[2] == TrialStatus.OK.value for r in rows)
-    assert rows == final_rows(ref_db)
-    assert json.loads(state.read_text()) == json.loads(ref_state.read_text())
+    ref_rows, ref_state = reference(tmp_path, trials, monkeypatch, InlineExecutor(capacity=2))
+    assert rows == ref_rows
+    assert json.loads(state.read_text()) == json.loads(json.dumps(ref_state))

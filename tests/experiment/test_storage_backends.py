@@ -187,6 +187,26 @@ def test_failed_write_changes_nothing(make_storage: Callable[[], Storage]) -> No
     assert s.get_meta("bad") is None
 
 
+def test_record_is_one_atomic_batch(make_storage: Callable[[], Storage]) -> None:
+    s = make_storage()
+    s.add_trial(running(0), 1)
+    s.record(added=[(running(1), 2), (running(2), 3)], finished=[(finished(1), 4)],
+             meta={"elapsed": 1.5})
+    got = make_storage()
+    assert [(x.trial.number, x.ask_seq, x.tell_seq) for x in got.stored_trials()] == [
+        (0, 1, None), (1, 2, 4), (2, 3, None)]
+    assert got.get_meta("elapsed") == 1.5
+    # A batch with one bad part changes nothing.
+    with pytest.raises(StorageError, match="trial 2 is already stored"):
+        s.record(added=[(running(3), 5), (running(2), 6)], finished=[(finished(0), 7)])
+    with pytest.raises(StorageError, match="trial 1 is already finished"):
+        s.record(added=[(running(3), 5)], finished=[(finished(0), 7), (finished(1), 8)],
+                 meta={"elapsed": 9.0})
+    got = make_storage()
+    assert got.count() == 3 and got.trial(0).status is TrialStatus.RUNNING
+    assert got.get_meta("elapsed") == 1.5
+
+
 def test_writer_lock_is_reentrant(make_storage: Callable[[], Storage]) -> None:
     s = make_storage()
     with s.writer(), s.writer():
@@ -248,6 +268,7 @@ def test_wal_mode_and_indexes(tmp_path: Path) -> None:
     s.close()
 
 
+@pytest.mark.slow
 def test_second_writer_is_refused_while_first_runs(tmp_path: Path) -> None:
     path = tmp_path / "e.db"
     first = SQLiteStorage(path)
@@ -270,6 +291,7 @@ def test_second_writer_is_refused_while_first_runs(tmp_path: Path) -> None:
     first.close()
 
 
+@pytest.mark.slow
 def test_readonly_reader_in_another_process_sees_live_trials(tmp_path: Path) -> None:
     """WAL: a reader in another process sees committed trials while the writer keeps writing."""
     path = tmp_path / "live.db"

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nasforge.cli.common import console, write_json
+from nasforge.cli.yaml_flags import add_config_flag, apply_config
 from nasforge.config import parse_option
 from nasforge.errors import ConfigError
 from nasforge.registry import STRATEGIES
@@ -28,6 +29,10 @@ from nasforge.report.compare import (
     compare,
     plot_anytime,
 )
+
+# Defaults of the flags a --config file may set (the flags themselves default to None).
+_DEFAULTS = {"benchmark": "nb201", "dataset": "cifar10", "fidelity": 12,
+             "strategies": "random,rea", "seeds": 100, "jobs": 2}
 
 
 def register(sub: Any) -> None:
@@ -42,17 +47,17 @@ def register(sub: Any) -> None:
         "12,000 simulated seconds, report the 200-epoch test accuracy of the best-by-validation "
         "architecture.",
     )
-    p.add_argument("--benchmark", default="nb201", choices=sorted(BENCHMARKS),
+    p.add_argument("--benchmark", choices=sorted(BENCHMARKS),
                    help="tabular benchmark (default nb201)")
     p.add_argument("--data", metavar="PATH",
                    help="benchmark data: directory with nb201.csv or the NATS-Bench files "
                    "(default $NASFORGE_NB201)")
-    p.add_argument("--dataset", default="cifar10", help="cifar10 (default), cifar100 or imagenet16")
-    p.add_argument("--fidelity", type=int, default=12, metavar="EPOCHS",
+    p.add_argument("--dataset", help="cifar10 (default), cifar100 or imagenet16")
+    p.add_argument("--fidelity", type=int, metavar="EPOCHS",
                    help="epochs behind the search signal: 12 (default) or 200")
-    p.add_argument("--strategies", default="random,rea", metavar="A,B,...",
+    p.add_argument("--strategies", metavar="A,B,...",
                    help="comma-separated strategy names (default random,rea)")
-    p.add_argument("--seeds", type=int, default=100, metavar="N",
+    p.add_argument("--seeds", type=int, metavar="N",
                    help="runs per strategy, seeds 0..N-1 (default 100)")
     p.add_argument("--budget-seconds", type=float, metavar="S",
                    help="simulated training seconds per run "
@@ -60,13 +65,14 @@ def register(sub: Any) -> None:
     p.add_argument("--budget-trials", type=int, metavar="N", help="queries per run (e.g. 100)")
     p.add_argument("--strategy-option", action="append", metavar="NAME.KEY=VALUE",
                    help="option of one strategy, e.g. rea.population_size=20 (repeatable)")
-    p.add_argument("--jobs", type=int, default=2, metavar="K",
+    p.add_argument("--jobs", type=int, metavar="K",
                    help="parallel processes (default 2)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the results as JSON to FILE (stdout if no FILE)")
     p.add_argument("--plot", metavar="OUT.png",
                    help="save the anytime curves (mean over seeds) as a PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    add_config_flag(p)
     p.set_defaults(func=run)
 
 
@@ -135,6 +141,7 @@ def _print(comp: Comparison) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the bench command."""
+    apply_config(args, _DEFAULTS)
     strategies = [s.strip() for s in str(args.strategies).split(",") if s.strip()]
     if not strategies:
         raise ConfigError(f"--strategies is empty; allowed: {', '.join(STRATEGIES.names())}")

@@ -154,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
             f"--subset {args.subset} is too small for two splits of at least one batch of {args.batch_size}"
         )
     options = parse_options(args.option)
+    flagged = sorted(set(options) & {"epochs", "batch_size", "seed"})
+    if flagged:
+        raise ConfigError(f"set {', '.join(flagged)} with the --epochs/--batch-size/--seed flags, not --option")
     if args.search_trials is not None:
         if args.method not in ("spos", "ofa"):
             raise ConfigError("--search-trials applies to --method spos and ofa only")

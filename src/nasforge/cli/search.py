@@ -28,6 +28,7 @@ _FLAGS = {
     "budget_trials": "budget_trials", "budget_seconds": "budget_seconds",
     "budget_cost": "budget_cost", "storage": "storage", "executor": "executor",
     "workers": "workers", "device": "device", "trial_timeout": "trial_timeout",
+    "address": "ray_address", "retries": "retries",
 }
 
 
@@ -58,8 +59,12 @@ def register(sub: Any) -> None:
                    help="stop after S seconds of evaluation cost (simulated for tabular benchmarks)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same search), default 0")
     p.add_argument("--storage", metavar="DB", help="SQLite file for the trials (default runs/<...>.db)")
-    p.add_argument("--executor", choices=["inline", "process", "ray"], help="where trials run")
+    p.add_argument("--executor", choices=["inline", "process", "ray"],
+                   help="where trials run (default: inline for 1 worker, process pool for more)")
     p.add_argument("--workers", type=int, metavar="N", help="parallel trials (process pool when > 1)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster address for --executor ray: auto, ray://HOST:PORT (default: start a local Ray)")
+    p.add_argument("--retries", type=int, metavar="N", help="re-run a trial whose worker died up to N times")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--trial-timeout", type=float, metavar="S", help="fail a trial after S seconds")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many top trials to list (default 5)")

@@ -105,12 +105,14 @@ class ProxyEvaluator(Evaluator):
         self.fast_nb201 = bool(fast_nb201)
         self._batches: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._info: DatasetInfo | None = None
+        self._fast: dict[str, NB201Synflow | None] = {}
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes load their own batch instead of receiving tensors.
         state = self.__dict__.copy()
         state["_batches"] = {}
+        state["_fast"] = {}
         return state
 
     # ------------------------------------------------------------------ data
@@ -177,7 +179,17 @@ class ProxyEvaluator(Evaluator):
             )
         return model
 
+    def bind(self, space: SearchSpace) -> ProxyEvaluator:
+        super().bind(space)
+        self._fast = {}  # the fast scorer depends on the space
+        return self
+
     def _fast_synflow(self, device: str) -> NB201Synflow | None:
+        if device not in self._fast:
+            self._fast[device] = self._make_fast_synflow(device)
+        return self._fast[device]
+
+    def _make_fast_synflow(self, device: str) -> NB201Synflow | None:
         space = self.space
         if not (self.fast_nb201 and "synflow" in self.proxies and isinstance(space, NB201Space)
                 and type(space).build is NB201Space.build):
@@ -274,8 +286,7 @@ def rank(
         )
     if space is None:
         space = SPACES.create(next(iter(names)))
-    evaluator = ProxyEvaluator(proxy=proxies, **options)
-    evaluator.bind(space)
+    evaluator = ProxyEvaluator(proxy=proxies, **options).bind(space)
     device = resolve_device(evaluator.device or "auto")
     seen = [evaluator.scores(space.validate(a), seed, device) for a in candidates]
     table = {name: [s[name] for s in seen] for name in evaluator.proxies}

@@ -95,6 +95,7 @@ class WeightSharingEvaluator(Evaluator):
         self._bn: list[Batch] | None = None
         self._eval: list[Batch] | None = None
         self._on: str | None = None
+        self._params: dict[Architecture, float] = {}
         if self.checkpoint is not None:
             self._checkpoint_state = load_checkpoint(self.checkpoint)
             if self._checkpoint_state.get("method") is None:
@@ -153,11 +154,13 @@ class WeightSharingEvaluator(Evaluator):
         """``params`` of the stand-alone network (known without any evaluation)."""
         if not self.count_params:
             return {}
-        space = self._space()
-        kwargs = (self.supernet.build_kwargs if self.supernet is not None
-                  else {k: v for k, v in self._state()["supernet"]["kwargs"].items() if k != "affine"})
-        net = space.build(arch, **kwargs)
-        return {"params": float(sum(p.numel() for p in net.parameters()))}
+        if arch not in self._params:
+            space = self._space()
+            kwargs = (self.supernet.build_kwargs if self.supernet is not None else
+                      {k: v for k, v in self._state()["supernet"]["kwargs"].items() if k != "affine"})
+            net = space.build(arch, **kwargs)
+            self._params[arch] = float(sum(p.numel() for p in net.parameters()))
+        return {"params": self._params[arch]}
 
     def _space(self) -> SearchSpace:
         if self.space is None:

@@ -3,8 +3,8 @@
 The loop emits one :class:`Event` per thing that happens (experiment started, trial started,
 finished, failed, retried, experiment ended). Subscribers are :class:`Callback` objects, whose
 :meth:`Callback.on_event` dispatches to one hook per kind, or plain functions ``fn(event)`` wrapped
-by :func:`as_callback`. Events are emitted after the matching storage write, so a subscriber that
-reads the database sees the trial it is told about.
+by :func:`as_callback`. ``trial_finished``/``trial_failed`` are emitted after the trial was
+stored, so a subscriber that reads the database sees the result it is told about.
 """
 
 from __future__ import annotations

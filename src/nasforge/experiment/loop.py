@@ -14,14 +14,16 @@ told in the order they arrive. With ``ordered=True`` they are told in ask order,
 history depends only on the capacity, not on timing: a deterministic evaluator then gives identical
 results on the inline executor (``InlineExecutor(capacity=N)``), a process pool or Ray.
 
-Per trial the loop does O(1) work besides the strategy: two small SQLite transactions (WAL,
+Per trial the loop does O(1) work besides the strategy: one small SQLite transaction (WAL,
 ``synchronous=NORMAL``), no re-reading of stored trials, and strategy snapshots whose frequency
-adapts so that they never take more than a few percent of the run.
+adapts so that they never take more than a few percent of the run. A new trial is written together
+with the next tell: an ask that a crash loses was followed by no stored event, so the resumed
+strategy simply asks it again, identically. When trials take a while, asks are written before
+waiting, so that readers of the database (``nasforge show``) see the running trials.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import traceback
@@ -57,6 +59,12 @@ REJECTED = "rejected_before_evaluation"
 
 #: Give up when the constraints reject this many proposals in a row (they are probably too tight).
 MAX_REJECTED_IN_A_ROW = 10_000
+
+#: Write new trials before waiting for results when the last wait took longer than this (s).
+SLOW_WAIT = 0.005
+
+#: Store the experiment's elapsed wall time at most this often (s); it is exact at the end.
+ELAPSED_EVERY = 1.0
 
 
 def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
@@ -188,6 +196,9 @@ class Experiment:
         self._tells_since_snapshot = 0
         self._snapshot_interval = self.snapshot_every
         self._last_snapshot = 0.0
+        self._unsaved: list[tuple[Trial, int]] = []  # asked trials not written yet
+        self._elapsed_saved = 0.0
+        self._last_wait = float("inf")
 
     # ------------------------------------------------------------------ public
     @property
@@ -266,10 +277,11 @@ class Experiment:
                 self.executor.shutdown()
                 self._usage.elapsed_before = self.elapsed
                 self._started = 0.0
-                try:
-                    self.storage.set_meta("elapsed", self._usage.elapsed_before)
+                try:  # running trials stay visible as 'running'; they re-run on resume
+                    self.storage.record(self._unsaved, meta={"elapsed": self.elapsed})
+                    self._unsaved = []
                 except StorageError as exc:  # never hide the original error behind this one
-                    log.warning("could not store the elapsed time: %s", exc)
+                    log.warning("could not store the last asks and elapsed time: %s", exc)
                 self._emit(EventKind.EXPERIMENT_ENDED, message=self.stop_reason)
         return self
 
@@ -283,9 +295,18 @@ class Experiment:
             self._fill()
             if not self._pending:
                 return
-            for outcome in self.executor.wait(timeout=1.0):
+            if self._unsaved and self._last_wait > SLOW_WAIT:
+                self._flush_asks()  # trials take a while: let readers see them running
+            t0 = time.perf_counter()
+            outcomes = self.executor.wait(timeout=1.0)
+            self._last_wait = time.perf_counter() - t0
+            for outcome in outcomes:
                 self._on_outcome(outcome)
             self._tell_ready()
+
+    def _flush_asks(self) -> None:
+        self.storage.record(self._unsaved)
+        self._unsaved = []
 
     def _exhausted(self) -> bool:
         u = self._usage
@@ -304,7 +325,7 @@ class Experiment:
         trial = Trial(number=number, arch=arch, seed=derive_seed(self.seed, number),
                       fidelity=self.fidelity, started_at=time.time())
         self._seq += 1
-        self.storage.add_trial(trial, self._seq)
+        self._unsaved.append((trial, self._seq))  # written with the next tell (or flush)
         self._cache(trial)
         rejection = self._precheck(arch) if self.constraints else None
         if rejection is not None:
@@ -338,8 +359,6 @@ class Experiment:
                       error="violates " + ", ".join(map(str, broken)), info={REJECTED: True})
 
     def _submit(self, p: _Pending) -> None:
-        if p.attempts == 0:
-            p.trial = dataclasses.replace(p.trial, started_at=time.time())
         job = TrialJob(p.trial.number, p.trial.arch, self._context(p.trial),
                        timeout=self.trial_timeout, attempt=p.attempts,
                        device_auto=self._device_auto)
@@ -367,19 +386,24 @@ class Experiment:
             self._emit(EventKind.TRIAL_RETRIED, p.trial, message=outcome.result.error or "")
             self._submit(p)
             return
-        done = dataclasses.replace(p.trial, started_at=outcome.started_at).finish(
-            outcome.result, outcome.finished_at)
+        t, result = p.trial, outcome.result
+        status, error, info = result.status, result.error, dict(result.info)
         if p.attempts:
-            done = dataclasses.replace(done, info={**done.info, "attempts": p.attempts + 1})
-        if done.status is TrialStatus.OK and self.constraints:
-            broken = [c for c in self.constraints if c.satisfied(done.metrics) is False]
+            info["attempts"] = p.attempts + 1
+        if status is TrialStatus.OK and self.constraints:
+            broken = [c for c in self.constraints if c.satisfied(result.metrics) is False]
             if broken:
-                done = dataclasses.replace(done, status=TrialStatus.INFEASIBLE,
-                                           error="violates " + ", ".join(map(str, broken)))
+                status, error = TrialStatus.INFEASIBLE, "violates " + ", ".join(map(str, broken))
+        cost = (result.cost if result.cost is not None
+                else max(outcome.finished_at - outcome.started_at, 0.0))
+        done = Trial(number=t.number, arch=t.arch, status=status, metrics=dict(result.metrics),
+                     cost=float(cost), error=error, info=info, seed=t.seed, fidelity=t.fidelity,
+                     started_at=outcome.started_at, finished_at=outcome.finished_at)
         p.done = done
         if self.ordered:
             # Keep the result safe now; the strategy hears of it when its turn comes.
-            self.storage.finish_trial(done, None)
+            self.storage.record(self._unsaved, [(done, None)])
+            self._unsaved = []
             self._cache(done)
         else:
             self._tell(done)
@@ -401,7 +425,12 @@ class Experiment:
     def _tell(self, done: Trial) -> None:
         self._seq += 1
         self._usage.cost += done.cost
-        self.storage.finish_trial(done, self._seq, meta={"elapsed": self.elapsed})
+        meta = None
+        now = time.time()
+        if now - self._elapsed_saved >= ELAPSED_EVERY:
+            meta, self._elapsed_saved = {"elapsed": self.elapsed}, now
+        self.storage.record(self._unsaved, [(done, self._seq)], meta)
+        self._unsaved = []
         self._pending.pop(done.number, None)
         self._cache(done)
         self.strategy.tell(done)
@@ -511,6 +540,9 @@ class Experiment:
         self._snapshot_interval = self.snapshot_every
         self._last_snapshot = time.perf_counter()
         self._rejected_in_a_row = 0
+        self._unsaved = []
+        self._elapsed_saved = 0.0
+        self._last_wait = float("inf")
 
     def _replay(self, stored: list[StoredTrial], start_seq: int) -> int:
         """Replay the asks and tells after ``start_seq``; return how many asks differed."""

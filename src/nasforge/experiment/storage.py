@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -85,6 +85,23 @@ class Storage(ABC):
         ``tell_seq=None`` stores the result without marking it told (it can be finished again
         later with a sequence number). An unknown or already told trial raises StorageError.
         """
+
+    def record(
+        self,
+        added: Sequence[tuple[Trial, int]] = (),
+        finished: Sequence[tuple[Trial, int | None]] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Several writes at once: new trials ``(trial, ask_seq)``, then outcomes
+        ``(trial, tell_seq)``, then meta values. Backends make this one atomic transaction (the
+        loop writes each tell together with the asks before it); this default is not atomic.
+        """
+        for trial, ask_seq in added:
+            self.add_trial(trial, ask_seq)
+        for trial, tell_seq in finished:
+            self.finish_trial(trial, tell_seq)
+        for key, value in (meta or {}).items():
+            self.set_meta(key, value)
 
     @abstractmethod
     def stored_trials(self) -> list[StoredTrial]:
@@ -153,6 +170,32 @@ class MemoryStorage(Storage):
             raise StorageError(f"trial {trial.number} is already finished")
         encoded = {k: dumps(v) for k, v in (meta or {}).items()}  # fail before changing anything
         self._trials[trial.number] = StoredTrial(trial, old.ask_seq, tell_seq)
+        self._meta.update(encoded)
+
+    def record(
+        self,
+        added: Sequence[tuple[Trial, int]] = (),
+        finished: Sequence[tuple[Trial, int | None]] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        # Check everything first, so that a refused batch changes nothing (like a rollback).
+        numbers = [t.number for t, _ in added]
+        clash = [n for n in numbers if n in self._trials] or [
+            n for i, n in enumerate(numbers) if n in numbers[:i]]
+        if clash:
+            raise StorageError(f"trial {clash[0]} is already stored")
+        for t, _ in finished:
+            _check_finishable(t)
+            old = self._trials.get(t.number)
+            if old is None and t.number not in numbers:
+                raise StorageError(f"trial {t.number} was never started")
+            if old is not None and old.tell_seq is not None:
+                raise StorageError(f"trial {t.number} is already finished")
+        encoded = {k: dumps(v) for k, v in (meta or {}).items()}
+        for trial, ask_seq in added:
+            self.add_trial(trial, ask_seq)
+        for trial, tell_seq in finished:
+            self.finish_trial(trial, tell_seq)
         self._meta.update(encoded)
 
     def _ordered(self) -> list[StoredTrial]:
@@ -334,36 +377,49 @@ class SQLiteStorage(Storage):
             c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, text))
 
     def add_trial(self, trial: Trial, ask_seq: int) -> None:
-        row = (trial.number, trial.arch.to_json(), trial.status.value, dumps(dict(trial.metrics)),
-               trial.cost, trial.error, dumps(dict(trial.info)), trial.seed, trial.fidelity,
-               trial.started_at, trial.finished_at, ask_seq)
-        with self._tx() as c:
-            try:
-                c.execute(f"INSERT INTO trials({_COLUMNS}) VALUES({_MARKS},NULL)", row)
-            except sqlite3.IntegrityError:
-                raise StorageError(f"trial {trial.number} is already stored") from None
+        self.record(added=[(trial, ask_seq)])
 
     def finish_trial(
         self, trial: Trial, tell_seq: int | None, meta: dict[str, Any] | None = None
     ) -> None:
-        _check_finishable(trial)
-        metrics = dumps({k: float(v) for k, v in trial.metrics.items()})
-        cost = trial.cost if math.isfinite(trial.cost) else 0.0
-        args = (trial.status.value, metrics, cost, trial.error, dumps(dict(trial.info)),
-                trial.started_at, trial.finished_at, tell_seq, trial.number)
+        self.record(finished=[(trial, tell_seq)], meta=meta)
+
+    def record(
+        self,
+        added: Sequence[tuple[Trial, int]] = (),
+        finished: Sequence[tuple[Trial, int | None]] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        # Encode everything first, so that bad input fails before the transaction starts.
+        inserts = [(t.number, t.arch.to_json(), t.status.value, dumps(dict(t.metrics)), t.cost,
+                    t.error, dumps(dict(t.info)), t.seed, t.fidelity, t.started_at,
+                    t.finished_at, ask_seq) for t, ask_seq in added]
+        updates = []
+        for t, tell_seq in finished:
+            _check_finishable(t)
+            metrics = dumps({k: float(v) for k, v in t.metrics.items()})
+            cost = t.cost if math.isfinite(t.cost) else 0.0
+            updates.append((t.status.value, metrics, cost, t.error, dumps(dict(t.info)),
+                            t.started_at, t.finished_at, tell_seq, t.number))
         encoded = [(k, dumps(v)) for k, v in (meta or {}).items()]
         with self._tx() as c:
-            cur = c.execute(
-                "UPDATE trials SET status=?, metrics=?, cost=?, error=?, info=?, started_at=?,"
-                " finished_at=?, tell_seq=? WHERE number=? AND tell_seq IS NULL",
-                args,
-            )
-            if cur.rowcount != 1:
-                exists = c.execute("SELECT 1 FROM trials WHERE number=?",
-                                   (trial.number,)).fetchone()
-                if exists is None:
-                    raise StorageError(f"trial {trial.number} was never started")
-                raise StorageError(f"trial {trial.number} is already finished")
+            for row in inserts:
+                try:
+                    c.execute(f"INSERT INTO trials({_COLUMNS}) VALUES({_MARKS},NULL)", row)
+                except sqlite3.IntegrityError:
+                    raise StorageError(f"trial {row[0]} is already stored") from None
+            for args in updates:
+                cur = c.execute(
+                    "UPDATE trials SET status=?, metrics=?, cost=?, error=?, info=?, started_at=?,"
+                    " finished_at=?, tell_seq=? WHERE number=? AND tell_seq IS NULL",
+                    args,
+                )
+                if cur.rowcount != 1:
+                    number = args[-1]
+                    exists = c.execute("SELECT 1 FROM trials WHERE number=?", (number,)).fetchone()
+                    if exists is None:
+                        raise StorageError(f"trial {number} was never started")
+                    raise StorageError(f"trial {number} is already finished")
             if encoded:
                 c.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", encoded)
 

@@ -93,6 +93,7 @@ class NB201Synflow:
                                             _positive_int("image_size", size[1]))
         self.device = torch.device(device)
         self._space = NB201Space()
+        self._inv_counts: dict[tuple[int, int], torch.Tensor] = {}
 
     # ------------------------------------------------------------------ weights
     def _draw(self, gen: torch.Generator, *shape: int) -> torch.Tensor:
@@ -109,6 +110,19 @@ class NB201Synflow:
         y = nn.functional.conv2d(x, w, stride=stride, padding=w.shape[-1] // 2)
         y[1] += y[0]
         return y
+
+    def _avg_pool3(self, x: torch.Tensor) -> torch.Tensor:
+        """``avg_pool2d(x, 3, 1, 1, count_include_pad=False)`` as two padded 3-sums and a scale
+        by the precomputed 1/count map: the same numbers, several times faster in float64."""
+        h, w = x.shape[-2:]
+        inv = self._inv_counts.get((h, w))
+        if inv is None:
+            ones = torch.ones((1, 1, h, w), dtype=x.dtype, device=x.device)
+            count = nn.functional.avg_pool2d(ones, 3, 1, 1, divisor_override=1)
+            inv = self._inv_counts[(h, w)] = 1.0 / count[0, 0]
+        p = nn.functional.pad(x, (1, 1, 1, 1))
+        rows = p[..., :, :-2] + p[..., :, 1:-1] + p[..., :, 2:]
+        return (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]).mul_(inv)
 
     def _cell(self, x: torch.Tensor, edges: Sequence[Edge], live: set[Edge], c: int,
               gen: torch.Generator) -> torch.Tensor:
@@ -127,7 +141,7 @@ class NB201Synflow:
             if w is not None:
                 out = self._conv(src, w)
             elif op == "avg_pool_3x3":
-                out = nn.functional.avg_pool2d(src, 3, 1, 1, count_include_pad=False)
+                out = self._avg_pool3(src)
             else:  # skip_connect between equal widths, stride 1: the identity
                 out = src
             current = nodes[to]

@@ -38,7 +38,7 @@ def _grads(loss: torch.Tensor, tensors: Sequence[torch.Tensor],
 
 
 def _total(values: Sequence[torch.Tensor]) -> float:
-    return float(sum((v.double() for v in values), torch.zeros((), dtype=torch.float64)))
+    return float(sum((v.detach().double() for v in values), torch.zeros((), dtype=torch.float64)))
 
 
 @register_proxy(

@@ -24,9 +24,11 @@ from scipy.stats import rankdata
 from nasforge.errors import ConfigError, allowed
 
 VOTE_METHODS: tuple[str, ...] = ("sum", "majority")
+#: ``{proxy name: [score of each candidate]}``, every list in the same candidate order.
+Scores = Mapping[str, "Sequence[float] | np.ndarray"]
 
 
-def _table(scores: Mapping[str, Sequence[float]]) -> np.ndarray:
+def _table(scores: Scores) -> np.ndarray:
     if not scores:
         raise ConfigError("a vote needs the scores of at least one proxy")
     lengths = {name: len(values) for name, values in scores.items()}
@@ -37,25 +39,24 @@ def _table(scores: Mapping[str, Sequence[float]]) -> np.ndarray:
     return np.where(np.isnan(table), -np.inf, table)
 
 
-def vote(scores: Mapping[str, Sequence[float]], method: str = "sum") -> np.ndarray:
+def vote(scores: Scores, method: str = "sum") -> np.ndarray:
     """One vote per candidate from ``{proxy: [score of each candidate]}``; higher is better."""
     if method not in VOTE_METHODS:
         raise ConfigError(f"unknown vote method {method!r}; allowed: {allowed(VOTE_METHODS)}")
-    table = _table(scores)
+    # Per-proxy ranks (1 = lowest, ties averaged): finite even where scores are -inf.
+    ranks = np.array([rankdata(row, method="average") for row in _table(scores)])
     if method == "sum":
-        ranks = np.array([rankdata(row, method="average") for row in table])
         return np.asarray(ranks.sum(axis=0), dtype=np.float64)
-    # prefer[p, a, b] is +1 when proxy p scores a above b, -1 when below, 0 on a tie.
-    prefer = np.sign(table[:, :, None] - table[:, None, :])
-    prefer = np.nan_to_num(prefer)  # -inf vs -inf gives NaN: a tie
+    # prefer[p, a, b] is +1 when proxy p ranks a above b, -1 when below, 0 on a tie.
+    prefer = np.sign(ranks[:, :, None] - ranks[:, None, :])
     majority = np.sign(prefer.sum(axis=0))
     return np.asarray(majority.sum(axis=1), dtype=np.float64)
 
 
-def vote_ranks(scores: Mapping[str, Sequence[float]], method: str = "sum") -> np.ndarray:
+def vote_ranks(scores: Scores, method: str = "sum") -> np.ndarray:
     """Competition ranks of the vote: 1 is the best candidate; equal votes share a rank."""
     votes = vote(scores, method)
     return np.asarray(rankdata(-votes, method="min"), dtype=np.int64)
 
 
-__all__ = ["VOTE_METHODS", "vote", "vote_ranks"]
+__all__ = ["VOTE_METHODS", "Scores", "vote", "vote_ranks"]

@@ -349,7 +349,21 @@ class Comparison:
                              "queries": r.queries, "cost": r.cost} for r in rs]
                      for name, rs in self.runs.items()},
             "options": self.options,
+            # The mean anytime curves, so reports can draw them from the JSON alone.
+            "anytime": _anytime_dict(self.anytime()),
         }
+
+
+def _anytime_dict(curves: AnytimeCurves) -> dict[str, Any]:
+    """JSON form of :class:`AnytimeCurves` (NaN, before a run's first result, becomes null)."""
+
+    def floats(a: np.ndarray) -> list[float | None]:
+        return [float(v) if math.isfinite(v) else None for v in a.tolist()]
+
+    return {"axis": curves.axis, "grid": floats(curves.grid),
+            "mean": {k: floats(v) for k, v in curves.mean.items()},
+            "sem": {k: floats(v) for k, v in curves.sem.items()},
+            "count": {k: [int(n) for n in v.tolist()] for k, v in curves.count.items()}}
 
 
 def compare(

@@ -162,7 +162,7 @@ def _cell(value: Any, cls: str = "") -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], text_cols: Sequence[int] = (),
           row_classes: Sequence[str] | None = None, cell_classes: Mapping[int, str] | None = None,
-          ) -> str:
+          table_id: str | None = None) -> str:
     """A sortable HTML table; numbers right-aligned with their raw value kept for sorting."""
     cell_classes = dict(cell_classes or {})
     for c in text_cols:
@@ -174,14 +174,15 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], text_cols: Sequ
         cls = row_classes[k] if row_classes is not None and row_classes[k] else ""
         cells = "".join(_cell(v, cell_classes.get(i, "")) for i, v in enumerate(row))
         body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
-    return (f'<div class="tablewrap"><table class="sortable"><thead><tr>{head}</tr></thead>'
+    ident = f' id="{_e(table_id)}"' if table_id else ""
+    return (f'<div class="tablewrap"><table class="sortable"{ident}><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def cards(items: Sequence[tuple[str, Any]]) -> str:
     """Key/value summary cards."""
-    inner = "".join(f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div>'
-                    "</div>" for k, v in items)
+    inner = "".join(f'<div class="card"><div class="k">{_e(k)}</div>'
+                    f'<div class="v">{_e(fmt(v))}</div></div>' for k, v in items)
     return f'<div class="cards">{inner}</div>'
 
 
@@ -279,9 +280,11 @@ def _arch_cards(exp: StoredExperiment, trials: Sequence[Trial], assets: _Assets)
 
             for part in parts:
                 name = f"arch{rank}" + (f"_{part}" if part else "")
-                path = assets.draw(name, "architecture diagrams",
-                                   lambda p, part=part, t=t: draw(space, t.arch, p, part=part,
-                                                                  dpi=90))
+
+                def drawing(p: Path, part: str | None = part, t: Trial = t) -> Any:
+                    return draw(space, t.arch, p, part=part, dpi=90)
+
+                path = assets.draw(name, "architecture diagrams", drawing)
                 if path is not None:
                     figs.append(image(path, f"diagram of trial {t.number}" +
                                       (f" ({part} cell)" if part else "")))
@@ -294,14 +297,29 @@ def _arch_cards(exp: StoredExperiment, trials: Sequence[Trial], assets: _Assets)
     return '<div class="archs">' + "".join(out) + "</div>"
 
 
+def _split_constant(exp: StoredExperiment, metrics: Sequence[str],
+                    ) -> tuple[list[str], dict[str, float]]:
+    """Metrics that vary over the successful trials, and those with one value (not plotted)."""
+    varying, constant = [], {}
+    for m in metrics:
+        values = {v for t in exp.ok_trials() for v in [t.value(m)] if v is not None}
+        if len(values) == 1:
+            constant[m] = values.pop()
+        elif values:
+            varying.append(m)
+    return varying, constant
+
+
 def _trial_rows(exp: StoredExperiment, trials: Sequence[Trial], metrics: Sequence[str],
-                ) -> tuple[list[list[Any]], list[str]]:
+                errors: bool) -> tuple[list[list[Any]], list[str]]:
     best = exp.ranked()[:1]
     rows, classes = [], []
     for t in trials:
-        error = (t.error or "").splitlines()[0] if t.error else ""
-        rows.append([t.number, t.status.value, *[t.value(m) for m in metrics], t.cost,
-                     t.duration, exp.arch_text(t.arch), error])
+        row = [t.number, t.status.value, *[t.value(m) for m in metrics], t.cost, t.duration,
+               exp.arch_text(t.arch)]
+        if errors:
+            row.append((t.error or "").splitlines()[0] if t.error else "")
+        rows.append(row)
         classes.append("best" if best and t.number == best[0].number else "")
     return rows, classes
 
@@ -358,21 +376,30 @@ def write_report(db: str | Path, out: str | Path | None = None, *, top: int = 5,
                       for i, t in enumerate(shown, 1)],
                      text_cols=[len(metrics) + 2], cell_classes={len(metrics) + 2: "arch-cell"})
                if len(shown) > diagrams else ""))
-    if metrics:
+    varying, constant = _split_constant(exp, metrics)
+    if varying:
         path = assets.draw("metrics", "metric distributions",
-                           lambda p: plots.plot_distributions(exp.trials, metrics, p))
+                           lambda p: plots.plot_distributions(exp.trials, varying, p))
         if path is not None:
+            note = "Histograms over the successful trials."
+            if constant:
+                note += " Same in every trial: " + ", ".join(
+                    f"{k} = {fmt(v)}" for k, v in constant.items()) + "."
             sections.append("<h2>Metric distributions</h2>" + image(
-                path, "metric distributions", "Histograms over the successful trials."))
+                path, "metric distributions", note))
     if exp.trials:
-        rows, classes = _trial_rows(exp, exp.trials, metrics)
-        headers = ["#", "status", *metrics, "cost s", "time s", "architecture", "error"]
-        n = len(headers)
+        errors = any(t.error for t in exp.trials)
+        rows, classes = _trial_rows(exp, exp.trials, metrics, errors)
+        headers = ["#", "status", *metrics, "cost s", "time s", "architecture"]
+        arch_col = len(headers) - 1
+        if errors:
+            headers.append("error")
         sections.append(
             f"<h2>All trials ({len(rows)})</h2><p class=\"note\">Click a column header to sort; "
             "the best trial is highlighted.</p>"
-            + table(headers, rows, text_cols=[1, n - 2, n - 1], row_classes=classes,
-                    cell_classes={n - 2: "arch-cell"}))
+            + table(headers, rows, text_cols=[1, arch_col, len(headers) - 1],
+                    row_classes=classes, cell_classes={arch_col: "arch-cell"},
+                    table_id="trials"))
     settings = exp.search_config if exp.search_config is not None else exp.config
     sections.append("<h2>Settings</h2><p class=\"note\">Stored with the experiment"
                     + (f"; resume with <code>nasforge search --resume {_e(exp.path)}</code>"

@@ -100,6 +100,8 @@ def plot_best_so_far(trials: Sequence[Trial], objective: Objective, path: str | 
                      title: str = "", dpi: int = 110) -> Path:
     """Every trial's value of ``objective`` (dots) and the best value so far (line), against the
     number of finished trials."""
+    from matplotlib.ticker import MaxNLocator
+
     order = finished_in_order(trials)
     scores = [objective.score(t) for t in order]
     if all(s is None for s in scores):
@@ -109,7 +111,8 @@ def plot_best_so_far(trials: Sequence[Trial], objective: Objective, path: str | 
     fig = _figure(7.0, 4.0)
     ax: Axes = fig.add_subplot(1, 1, 1)
     ok = [i for i, s in enumerate(scores) if s is not None]
-    ax.scatter(x[ok], [order[i].value(objective.metric) for i in ok], s=14, color=_GREY,
+    ax.scatter(x[ok], objective.sign * np.array([scores[i] for i in ok], dtype=float), s=14,
+               color=_GREY,
                alpha=0.7, label="trial", zorder=2)
     failed = [i for i, t in enumerate(order) if t.status is TrialStatus.FAILED]
     if failed:
@@ -123,6 +126,7 @@ def plot_best_so_far(trials: Sequence[Trial], objective: Objective, path: str | 
     ax.scatter([x[first]], [curve[first]], marker="*", s=160, color=COLORS[4],
                edgecolor="black", linewidth=0.6, label=f"best: {curve[-1]:.4g}", zorder=4)
     ax.set_xlabel("trials finished")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(_label(objective))
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
@@ -172,6 +176,8 @@ def plot_pareto(trials: Sequence[Trial], objectives: Sequence[Objective], path: 
 def plot_distributions(trials: Sequence[Trial], metrics: Sequence[str], path: str | Path,
                        title: str = "", dpi: int = 110, columns: int = 3) -> Path:
     """One histogram per metric over the successful trials."""
+    from matplotlib.ticker import MaxNLocator
+
     data = {m: np.array([v for t in trials if t.ok for v in [t.value(m)] if v is not None])
             for m in metrics}
     data = {m: v for m, v in data.items() if v.size}
@@ -188,6 +194,7 @@ def plot_distributions(trials: Sequence[Trial], metrics: Sequence[str], path: st
         ax.hist(vals, bins=bins, color=COLORS[k % len(COLORS)], alpha=0.85, edgecolor="white")
         ax.set_title(name, fontsize="medium")
         ax.set_ylabel("trials", fontsize="small")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize="small")
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(title or "Metric distributions (successful trials)")
@@ -215,8 +222,9 @@ def plot_anytime_dict(anytime: Mapping[str, Any], path: str | Path, title: str =
     axis = str(anytime.get("axis", "cost"))
     ax.set_xlabel("simulated training seconds" if axis == "cost" else "queries")
     ax.set_ylabel(str(anytime.get("metric", "reported accuracy (%)")))
-    finite = np.concatenate([m[np.isfinite(m)] for m in means.values()]) if means else []
-    if len(finite):  # start where the curves get interesting, not at the first query
+    finite = (np.concatenate([m[np.isfinite(m)] for m in means.values()]) if means
+              else np.zeros(0))
+    if finite.size:  # start where the curves get interesting, not at the first query
         lo, hi = float(np.percentile(finite, 5)), float(np.max(finite))
         pad = 0.1 * (hi - lo + 1e-9)
         ax.set_ylim(lo - pad, hi + pad)
@@ -226,7 +234,7 @@ def plot_anytime_dict(anytime: Mapping[str, Any], path: str | Path, title: str =
     return _save(fig, path, dpi)
 
 
-def plot_final_boxes(finals: Mapping[str, Sequence[float]], path: str | Path, title: str = "",
+def plot_final_boxes(finals: Mapping[str, Sequence[float | None]], path: str | Path, title: str = "",
                      ylabel: str = "reported accuracy (%)", dpi: int = 110) -> Path:
     """Box plot (with every run as a dot) of each strategy's final result."""
     items = [(k, np.asarray([v for v in vs if v is not None and math.isfinite(v)], dtype=float))

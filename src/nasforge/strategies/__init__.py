@@ -8,3 +8,4 @@ __all__ = ["Strategy"]
 from nasforge.strategies import random_search as random_search  # noqa: E402
 from nasforge.strategies import rea as rea  # noqa: E402
 from nasforge.strategies import bananas as bananas  # noqa: E402
+from nasforge.strategies import local_search as local_search  # noqa: E402

@@ -1,0 +1,37 @@
+"""Tree-structured Parzen Estimator through Optuna (Bergstra, Bardenet, Bengio & Kegl, "Algorithms
+for Hyper-Parameter Optimization", NeurIPS 2011; Watanabe, "Tree-Structured Parzen Estimator:
+Understanding Its Algorithm Components", 2023, for Optuna's implementation).
+
+Each decision is a categorical parameter of ``optuna.samplers.TPESampler``, suggested
+define-by-run so conditional decisions exist only when active. Optuna's constant liar (on by
+default) keeps batch asks away from pending architectures. With several objectives the same
+sampler runs multi-objective TPE (MOTPE). Resume replays the logged asks and tells into a fresh
+study (see ``nasforge.strategies.optuna_bridge``). For your own Optuna objective, use
+:func:`suggest_architecture`.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from nasforge.registry import STRATEGIES
+from nasforge.strategies.optuna_bridge import (
+    OptunaStrategy,
+    quiet_optuna,
+    suggest_architecture,
+    violation,
+)
+
+__all__ = ["TPE", "suggest_architecture"]
+
+
+@STRATEGIES.register("tpe")
+class TPE(OptunaStrategy):
+    """Optuna's TPE sampler over the space's decisions; options go to ``TPESampler``."""
+
+    name = "tpe"
+
+    def _make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        options = {"constraints_func": violation, **self.sampler_options}
+        with quiet_optuna():
+            return optuna.samplers.TPESampler(seed=seed, **options)
