@@ -32,7 +32,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -76,12 +76,16 @@ def _evaluator(proxies: tuple[str, ...], fast: bool, dataset: str | None, batch:
     return _EVALUATORS[key]
 
 
-def _score(job: tuple[str, int, tuple[str, ...], bool, str | None, int]) -> dict[str, float]:
+def _score(job: tuple[str, int, tuple[str, ...], bool, str | None, int]
+           ) -> tuple[dict[str, float], float]:
+    """Scores of one cell and the CPU seconds this process spent on it (a figure that, unlike
+    wall time, hardly depends on what else runs on the machine)."""
+    cpu = time.process_time()
     arch_string, seed, proxies, fast, dataset, batch = job
     ev = _evaluator(proxies, fast, dataset, batch)
     arch = ev.space.from_string(arch_string)
     scores: dict[str, float] = ev.scores(arch, seed, "cpu")
-    return scores
+    return scores, time.process_time() - cpu
 
 
 # --------------------------------------------------------------------------- main side
@@ -89,15 +93,25 @@ def _load() -> str:
     return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
+class Timed(NamedTuple):
+    scores: dict[str, np.ndarray]
+    seconds: float  # wall time of the whole batch of jobs
+    cpu_per_cell: float  # mean CPU seconds per cell inside the workers
+
+    def rate(self) -> float:
+        return len(next(iter(self.scores.values()))) / self.seconds
+
+
 def _run(pool: ProcessPoolExecutor, archs: Sequence[str], seeds: Sequence[int],
          proxies: tuple[str, ...], fast: bool = True, dataset: str | None = None,
-         batch: int = 1) -> tuple[dict[str, np.ndarray], float]:
+         batch: int = 1) -> Timed:
     jobs = [(a, s, proxies, fast, dataset, batch) for a, s in zip(archs, seeds)]
     chunk = max(1, min(16, len(jobs) // 16))  # few round trips, yet balanced ends
     t0 = time.perf_counter()
     results = list(pool.map(_score, jobs, chunksize=chunk))
     seconds = time.perf_counter() - t0
-    return {p: np.array([r[p] for r in results]) for p in proxies}, seconds
+    scores = {p: np.array([r[p] for r, _ in results]) for p in proxies}
+    return Timed(scores, seconds, float(np.mean([c for _, c in results])))
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -114,14 +128,17 @@ def _bootstrap(x: np.ndarray, y: np.ndarray, seed: int, rounds: int = 1000) -> t
 
 def _print_table(title: str, scores: dict[str, np.ndarray], cols: dict[str, np.ndarray]
                  ) -> dict[str, dict[str, float]]:
+    """Spearman rho of every proxy with every column; a proxy scored on fewer cells (the first
+    ``len(scores)`` of the sample) is correlated on those."""
     print(f"\n{title}")
     width = max(len(c) for c in cols)
     print(" " * width + "".join(f"{p:>11}" for p in scores))
+    print("cells".ljust(width) + "".join(f"{len(s):>11}" for s in scores.values()))
     out: dict[str, dict[str, float]] = {p: {} for p in scores}
     for col, acc in cols.items():
         row = ""
         for p, s in scores.items():
-            out[p][col] = rho = _spearman(s, acc)
+            out[p][col] = rho = _spearman(s, acc[: len(s)])
             row += f"{rho:>11.3f}"
         print(f"{col:<{width}}{row}")
     return out
@@ -150,6 +167,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--baseline", type=int, default=40,
                         help="cells scored the plain way for the speed comparison (default 40)")
+    parser.add_argument("--size-samples", type=int, default=None,
+                        help="cells for params/flops (default: all sampled cells)")
     parser.add_argument("--data-samples", type=int, default=100,
                         help="cells for the data-based proxies (default 100; 0 skips them)")
     parser.add_argument("--data-batch", type=int, default=64, help="images per batch (64)")
@@ -185,43 +204,53 @@ def main() -> None:
 
         # -- synflow, fast path, all cells
         load_before = _load()
-        syn, seconds = _run(pool, archs, seeds, ("synflow",))
-        rate = len(archs) / seconds
+        syn = _run(pool, archs, seeds, ("synflow",))
+        rate = syn.rate()
         print(f"\nsynflow, nasforge 'proxy' evaluator (fast NB201 path): {len(archs)} cells in "
-              f"{seconds:.1f} s = {rate:.1f} cells/s; {len(archs) / (seconds + startup):.1f} "
-              f"cells/s counting the workers' start-up ({startup:.1f} s) "
-              f"[load {load_before} -> {_load()}]")
+              f"{syn.seconds:.1f} s = {rate:.1f} cells/s; {len(archs) / (syn.seconds + startup):.1f}"
+              f" cells/s counting the workers' start-up ({startup:.1f} s) [load {load_before} -> "
+              f"{_load()}]; CPU time {syn.cpu_per_cell * 1e3:.1f} ms per cell, i.e. "
+              f"{args.workers / syn.cpu_per_cell:.0f} cells/s on {args.workers} idle cores")
+        speed: dict[str, Any] = {
+            "synflow_cells_per_s": rate, "synflow_seconds": syn.seconds,
+            "synflow_cpu_ms_per_cell": syn.cpu_per_cell * 1e3, "startup_seconds": startup}
 
         # -- the plain way on the same workers: build the module, autograd synflow
         n_plain = min(args.baseline, len(archs))
-        load_before = _load()
-        plain, plain_s = _run(pool, archs[:n_plain], seeds[:n_plain], ("synflow",), fast=False)
-        plain_rate = n_plain / plain_s
-        rel = np.abs(plain["synflow"] - syn["synflow"][:n_plain]) / np.maximum(
-            np.abs(plain["synflow"]), 1e-300)
-        print(f"synflow, plain (build module + autograd, one at a time): {n_plain} cells in "
-              f"{plain_s:.1f} s = {plain_rate:.1f} cells/s [load {load_before} -> {_load()}]; "
-              f"speed-up {rate / plain_rate:.1f}x; largest relative difference between the two "
-              f"paths' scores: {rel.max():.1e}")
+        if n_plain:
+            load_before = _load()
+            plain = _run(pool, archs[:n_plain], seeds[:n_plain], ("synflow",), fast=False)
+            ref = plain.scores["synflow"]
+            rel = np.abs(ref - syn.scores["synflow"][:n_plain]) / np.maximum(np.abs(ref), 1e-300)
+            print(f"synflow, plain (build module + autograd, one at a time): {n_plain} cells in "
+                  f"{plain.seconds:.1f} s = {plain.rate():.1f} cells/s [load {load_before} -> "
+                  f"{_load()}]; CPU time {plain.cpu_per_cell * 1e3:.1f} ms per cell; speed-up "
+                  f"{rate / plain.rate():.1f}x wall, {plain.cpu_per_cell / syn.cpu_per_cell:.1f}x "
+                  f"CPU; largest relative difference between the two paths' scores: "
+                  f"{rel.max():.1e}")
+            speed.update({"plain_cells": n_plain, "plain_cells_per_s": plain.rate(),
+                          "plain_cpu_ms_per_cell": plain.cpu_per_cell * 1e3,
+                          "max_rel_diff_fast_vs_plain": float(rel.max())})
 
         # -- params and flops (nasforge.metrics through the same evaluator)
-        load_before = _load()
-        size, size_s = _run(pool, archs, seeds, ("params", "flops"))
-        print(f"params + flops (built module, FlopCounterMode): {len(archs)} cells in "
-              f"{size_s:.1f} s = {len(archs) / size_s:.1f} cells/s [load {load_before} -> "
-              f"{_load()}]")
-        report["speed"] = {"synflow_cells_per_s": rate, "synflow_seconds": seconds,
-                           "startup_seconds": startup, "plain_cells_per_s": plain_rate,
-                           "plain_cells": n_plain, "max_rel_diff_fast_vs_plain": float(rel.max()),
-                           "params_flops_cells_per_s": len(archs) / size_s}
+        n_size = len(archs) if args.size_samples is None else min(args.size_samples, len(archs))
+        free = {"synflow": syn.scores["synflow"]}
+        if n_size:
+            load_before = _load()
+            size = _run(pool, archs[:n_size], seeds[:n_size], ("params", "flops"))
+            print(f"params + flops (built module, FlopCounterMode): {n_size} cells in "
+                  f"{size.seconds:.1f} s = {size.rate():.1f} cells/s [load {load_before} -> "
+                  f"{_load()}]; CPU time {size.cpu_per_cell * 1e3:.1f} ms per cell")
+            speed["params_flops_cells_per_s"] = size.rate()
+            free.update(size.scores)
+        report["speed"] = speed
 
         # -- correlations of the data-free proxies
-        free = {"synflow": syn["synflow"], "params": size["params"], "flops": size["flops"]}
         report["data_free"] = _print_table(
             f"Spearman rho, data-free proxies vs NAS-Bench-201 accuracy ({len(idx)} cells)",
             free, cols)
         rho = report["data_free"]["synflow"]["cifar10_valid_val_acc_200"]
-        lo, hi = _bootstrap(syn["synflow"], cols["cifar10_valid_val_acc_200"], args.seed)
+        lo, hi = _bootstrap(syn.scores["synflow"], cols["cifar10_valid_val_acc_200"], args.seed)
         ok = abs(abs(rho) - PUBLISHED_SYNFLOW) <= TOLERANCE
         print(f"\nsynflow vs cifar10_valid_val_acc_200: rho = {rho:.3f} (bootstrap 95% "
               f"interval {lo:.3f}..{hi:.3f}, {len(idx)} cells); published {PUBLISHED_SYNFLOW} "
@@ -236,12 +265,13 @@ def main() -> None:
             label = (f"one batch of {args.data_batch} {dataset} training images "
                      f"({note}NAS-Bench-201's accuracies are on CIFAR/ImageNet16)")
             load_before = _load()
-            data, data_s = _run(pool, archs[:n], seeds[:n], DATA_PROXIES, dataset=dataset,
-                                batch=args.data_batch)
-            print(f"\ndata-based proxies: {n} cells in {data_s:.1f} s = {n / data_s:.2f} cells/s "
-                  f"(all six proxies per cell) [load {load_before} -> {_load()}]")
+            data = _run(pool, archs[:n], seeds[:n], DATA_PROXIES, dataset=dataset,
+                        batch=args.data_batch)
+            print(f"\ndata-based proxies: {n} cells in {data.seconds:.1f} s = {data.rate():.2f} "
+                  f"cells/s (all six proxies per cell) [load {load_before} -> {_load()}]; CPU "
+                  f"time {data.cpu_per_cell:.1f} s per cell")
             sub = {c: v[:n] for c, v in cols.items()}
-            both = {**data, "synflow": syn["synflow"][:n]}
+            both = {**data.scores, "synflow": syn.scores["synflow"][:n]}
             report["data_based"] = _print_table(
                 f"Spearman rho on the first {n} cells, data: {label}", both, sub)
             report["data_based_label"] = label

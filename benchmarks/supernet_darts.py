@@ -2,7 +2,7 @@
 supernet-inherited accuracy ranks architectures.
 
     .venv/bin/python benchmarks/supernet_darts.py [--steps 3] [--device auto] [--skip-rank]
-        [--rank-epochs 4] [--rank-subset 4000] [--rank-archs 50] [--nb201 DIR] [--data DIR]
+        [--rank-epochs 8] [--rank-subset 6000] [--rank-archs 50] [--nb201 DIR] [--data DIR]
 
 1. Speed and memory. One DARTS search step (architecture step on a validation batch, then weight
    step on a training batch) of the paper's search networks, batch 64, 32x32x3 inputs, random data:
@@ -100,12 +100,14 @@ def ranking(args: argparse.Namespace) -> None:
 
     import nasforge
     from nasforge.benchmarks import NB201Table
+    from nasforge.cli.oneshot import nb201_table_path
     from nasforge.data import make_splits
     from nasforge.evaluators.weight_sharing import WeightSharingEvaluator
     from nasforge.oneshot.spos import Spos
     from nasforge.oneshot.supernet import seeded_supernet
 
-    table = NB201Table.load(args.nb201)
+    # --nb201, else $NASFORGE_NB201, else ../shared/benchmarks/nb201 beside the project.
+    table = NB201Table.load(nb201_table_path(args.nb201))
     space = nasforge.create_space("nb201")
     half = args.rank_subset // 2
     splits = make_splits("fashion_mnist", data_dir=args.data, val_size=0.5, train_subset=half,
@@ -123,7 +125,8 @@ def ranking(args: argparse.Namespace) -> None:
         if arch not in archs:
             archs.append(arch)
     ev = WeightSharingEvaluator(supernet=net, splits=splits, batch_size=256, bn_batches=4,
-                                device=args.device).bind(space)
+                                device=args.device)
+    ev.bind(space)
     t0 = time.perf_counter()
     inherited = [ev.evaluate(a).metrics["accuracy"] for a in archs]
     eval_s = (time.perf_counter() - t0) / len(archs)
@@ -149,7 +152,8 @@ def main() -> None:
     parser.add_argument("--rank-epochs", type=int, default=8)
     parser.add_argument("--rank-subset", type=int, default=6000)
     parser.add_argument("--rank-archs", type=int, default=50)
-    parser.add_argument("--nb201", default=None, help="NAS-Bench-201 table (default $NASFORGE_NB201)")
+    parser.add_argument("--nb201", default=None,
+                        help="NAS-Bench-201 table (default $NASFORGE_NB201 or ../shared/benchmarks/nb201)")
     parser.add_argument("--data", default=None, help="Fashion-MNIST directory")
     parser.add_argument("--measure", nargs=2, metavar=("SPACE", "ORDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()

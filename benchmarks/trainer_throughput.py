@@ -55,7 +55,7 @@ def bare_loop(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, epochs
         perm = torch.randperm(n, device=device)
         for start in range(0, n, batch_size):
             idx = perm[start:start + batch_size]
-            x, y = x_all[idx], y_all[idx]
+            x, y = x_all.index_select(0, idx), y_all.index_select(0, idx)
             if amp:
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     loss = F.cross_entropy(as_logits(model(x)), y)

@@ -98,8 +98,7 @@ def pareto_mask(points: ArrayLike, directions: Sequence[str] | None = None) -> n
     pts = as_minimization(points, directions)
     if len(pts) == 0:
         return np.zeros(0, dtype=bool)
-    out: np.ndarray = ~_dominance(pts).any(axis=0)
-    return out
+    return np.asarray(~_dominance(pts).any(axis=0), dtype=bool)
 
 
 def crowding_distance(points: ArrayLike, directions: Sequence[str] | None = None) -> np.ndarray:

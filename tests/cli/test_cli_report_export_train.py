@@ -15,8 +15,8 @@ import yaml
 import nasforge
 from nasforge.cli.main import main
 from nasforge.config import SearchConfig, load_yaml_config, make_config
-from nasforge.export import ArchFile, build_script, load_arch_file, load_checkpoint
 from nasforge.experiment import SQLiteStorage
+from nasforge.export import ArchFile, build_script, load_arch_file, load_checkpoint
 
 # Tiny training settings: a few seconds per trial on one CPU thread.
 TINY_EVAL = ["--evaluator-option", "train_subset=256", "--evaluator-option", "val_subset=128",
@@ -315,7 +315,7 @@ def test_new_user_flow_search_report_export_train(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NASFORGE_DATA", str(fashion_mnist_dir))
     assert run_cli(["init", "search.yaml", "--quiet"], capsys)[0] == 0
-    code, out, err = run_cli(["search", "--config", "search.yaml", "--budget-trials", "2",
+    code, _, err = run_cli(["search", "--config", "search.yaml", "--budget-trials", "2",
                               *TINY_EVAL], capsys)
     assert code == 0, err
     assert "best architecture" in err and "2 trials" in err  # progress and summary on stderr
@@ -324,7 +324,7 @@ def test_new_user_flow_search_report_export_train(
     assert run_cli(["report", str(db), "-o", "report.html", "--quiet"], capsys)[0] == 0
     assert Path("report_files/best_so_far.png").is_file()
     assert run_cli(["export", str(db), "--top", "1", "-o", "best", "--quiet"], capsys)[0] == 0
-    code, out, err = run_cli(["train", "best/rank1.json", *TINY_TRAIN], capsys)
+    code, _, err = run_cli(["train", "best/rank1.json", *TINY_TRAIN], capsys)
     assert code == 0, err
     assert "test_accuracy=" in err
     trained = Path("best/rank1-trained")

@@ -160,3 +160,14 @@ def test_user_data_forms() -> None:
         as_dataset(3)
     with pytest.raises(ConfigError, match="mean has 2 values"):
         from_tensors(arr, np.zeros(6, dtype=int), mean=[0.1, 0.2], std=[1.0, 1.0])
+
+
+def test_fast_uint8_path_matches_reference_normalization() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (6, 3, 5, 5), generator=g, dtype=torch.uint8)
+    mean, std = [0.1, 0.5, 0.9], [0.2, 0.3, 0.4]
+    ds = from_tensors(x, torch.zeros(6, dtype=torch.long), num_classes=2, mean=mean, std=std)
+    (xb, _), = list(BatchLoader(ds, 6))
+    ref = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(
+        1, 3, 1, 1)
+    assert torch.allclose(xb, ref, atol=1e-5)

@@ -173,3 +173,14 @@ def test_rank_finds_the_space_and_rejects_bad_input() -> None:
         rank([archs[0], TinySpace().sample(0)], "params")
     with pytest.raises(ConfigError, match="'sum', 'majority'"):
         rank(archs, "params", method="best")
+
+
+@pytest.mark.slow  # one small network of every registered space
+@pytest.mark.parametrize("space_name", nasforge.list_spaces())
+def test_every_registered_space_can_be_scored(space_name: str) -> None:
+    space = nasforge.create_space(space_name)
+    ev = make(space, proxy=["synflow", "naswot", "snip", "flops"], batch_size=4,
+              build_kwargs=dict(space.small_build_kwargs))
+    r = ev.evaluate(space.sample(0), EvalContext(seed=0))
+    assert r.status is TrialStatus.OK
+    assert all(math.isfinite(r.metrics[k]) for k in ("synflow", "naswot", "snip", "flops"))

@@ -195,3 +195,10 @@ def test_model_without_conv_or_linear_is_rejected() -> None:
         compute_proxy("snip", nn.Sequential(nn.Flatten()), x, y)
     with pytest.raises(ConfigError, match=r"torch\.nn\.Module"):
         compute_proxy("params", "not a model", x)  # type: ignore[arg-type]
+
+
+def test_grasp_explains_missing_second_derivatives() -> None:
+    x, y = batch()
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Hardsigmoid(), nn.Flatten(), nn.Linear(144, 5))
+    with pytest.raises(ConfigError, match="second derivatives"):
+        compute_proxy("grasp", model, x, y)

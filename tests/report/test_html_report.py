@@ -17,7 +17,7 @@ import pytest
 import nasforge
 from nasforge.report.compare import Comparison, Protocol, RunResult
 from nasforge.report.html import fmt, write_bench_report, write_report
-from nasforge.report.plots import best_so_far, nondominated
+from nasforge.report.plots import best_so_far
 from nasforge.report.stored import load_experiment
 from nasforge.trial import Objective
 
@@ -49,17 +49,6 @@ def mo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def test_nondominated_maximizes_every_coordinate() -> None:
-    pts = [[1, 5], [2, 4], [2, 4], [1, 4], [3, 1], [0, 0]]
-    assert nondominated(pts) == [True, True, True, False, True, False]
-    assert nondominated([]) == []
-    # Brute-force check on random points.
-    rng = np.random.default_rng(0)
-    p = rng.integers(0, 6, size=(40, 3))
-    want = [not any((q >= x).all() and (q > x).any() for q in p) for x in p]
-    assert nondominated(p) == want
-
-
 def test_best_so_far_and_fmt() -> None:
     curve = best_so_far([None, 3.0, 1.0, None, 5.0, 4.0])
     assert math.isnan(curve[0])

@@ -183,16 +183,21 @@ def _print_summary(exp: Experiment, summary: dict[str, Any]) -> None:
         console.print("[red]no trial finished successfully[/red]; see `nasforge show "
                       f"{summary['storage']}` for the errors")
         return
-    metrics = sorted({k for r in summary["top"] for k in r["metrics"]})
+    present = {k for r in summary["top"] for k in r["metrics"]}
+    # The objectives first, then the usual size/speed metrics; the rest is in --json and `show`.
+    wanted = [o.metric for o in exp.objectives] + ["test_accuracy", "params", "flops", "latency_ms"]
+    metrics = [m for i, m in enumerate(wanted) if m in present and m not in wanted[:i]]
     table = Table(title=f"top {len(summary['top'])} by {exp.objective.direction} {exp.objective.metric}")
     table.add_column("trial", justify="right")
     for m in metrics:
         table.add_column(m, justify="right")
+    table.add_column("cost s", justify="right")
     table.add_column("architecture")
     for r in summary["top"]:
         table.add_row(str(r["number"]), *[fmt_metric(r["metrics"][m]) if m in r["metrics"] else "-"
-                                          for m in metrics], r["arch"])
+                                          for m in metrics], f"{r['cost']:.1f}", r["arch"])
     console.print(table)
     best = summary["best"]
     console.print("[bold]best architecture[/bold]: " + best["arch"])
     console.print("  " + ", ".join(f"{k}={fmt_metric(v)}" for k, v in best["metrics"].items()))
+    console.print(f"show all trials: nasforge show {summary['storage']}; report: nasforge report {summary['storage']}")

@@ -90,8 +90,19 @@ class Normalize:
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
         self.inv_std = 1.0 / torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
+        self.shift = -self.mean * self.inv_std
+
+    def _to(self, device: torch.device) -> None:
+        if self.mean.device != device:
+            self.mean, self.inv_std = self.mean.to(device), self.inv_std.to(device)
+            self.shift = self.shift.to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mean.device != x.device:
-            self.mean, self.inv_std = self.mean.to(x.device), self.inv_std.to(x.device)
+        self._to(x.device)
         return (x - self.mean) * self.inv_std
+
+    def from_uint8(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize uint8 images in one pass: ``x * (inv_std / 255) + shift``, in place on the
+        float copy (the per-batch hot path of the loader)."""
+        self._to(x.device)
+        return torch.addcmul(self.shift, x.float(), self.inv_std * (1.0 / 255.0))

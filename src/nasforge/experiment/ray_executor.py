@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,33 @@ class _Slot:
     job: TrialJob | None = None
     ref: Any = None
     sent_at: float = 0.0
+
+
+#: Ray's switch for multi-node networking; "0" keeps every Ray socket on 127.0.0.1.
+_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _force_loopback() -> Callable[[], None]:
+    """Make the Ray started next bind (and be reached at) 127.0.0.1 only; return the undo.
+
+    Ray's daemons read the variable when they start; the driver's copy of the flag is read when
+    ``ray`` is imported, so it is also set directly in case Ray was imported before. The undo
+    (at shutdown) matters for a process that later joins a real multi-node cluster.
+    """
+    from ray._private import ray_constants
+
+    old_env, old_flag = os.environ.get(_CLUSTER_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+    def undo() -> None:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(_CLUSTER_ENV, None)
+        else:
+            os.environ[_CLUSTER_ENV] = old_env
+
+    return undo
 
 
 def _import_ray() -> Any:
@@ -114,6 +142,7 @@ class RayExecutor(Executor):
         self._evaluator_ref: Any = None
         self._actor_cls: Any = None
         self._failed_starts = 0
+        self._undo_loopback: Callable[[], None] | None = None
         self.actors_started = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -123,15 +152,19 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             opts: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning",
                                     "log_to_driver": True}
-            if self.address is None and not os.environ.get("RAY_ADDRESS"):
+            private = self.address is None and not os.environ.get("RAY_ADDRESS")
+            if private:
                 cores = os.cpu_count() or 1
                 need = int(-(-(self.workers or cores) * self.num_cpus // 1))
                 opts["num_cpus"] = max(cores, need)
-                opts["_node_ip_address"] = "127.0.0.1"  # a private cluster: loopback only
+                opts["_node_ip_address"] = "127.0.0.1"
             opts.update(self.init_options)
+            # A private Ray for this run is reachable from this machine only.
+            self._undo_loopback = _force_loopback() if private else None
             try:
                 ray.init(address=self.address, runtime_env=self.runtime_env, **opts)
             except (ConnectionError, RuntimeError, ValueError) as exc:
+                self._restore_network()
                 raise ExecutorError(
                     f"cannot start or reach Ray at {self.address!r}: {exc}"
                 ) from exc
@@ -167,6 +200,12 @@ class RayExecutor(Executor):
         if self._owns_ray:
             self._ray.shutdown()
             self._owns_ray = False
+            self._restore_network()
+
+    def _restore_network(self) -> None:
+        if self._undo_loopback is not None:
+            self._undo_loopback()
+            self._undo_loopback = None
 
     # ------------------------------------------------------------------ jobs
     @property
@@ -215,8 +254,11 @@ class RayExecutor(Executor):
                 ready, _ = ray.wait(list(refs) + list(pings), num_returns=len(refs) + len(pings),
                                     timeout=0)
             for ref in ready:
+                # A dead actor fails its ping and its job in the same round: handle it once.
+                s = pings[ref] if ref in pings else refs[ref]
+                if s not in self._slots:
+                    continue
                 if ref in pings:
-                    s = pings[ref]
                     try:
                         s.pid = int(ray.get(ref))
                         s.ready_at = time.time()
@@ -231,8 +273,7 @@ class RayExecutor(Executor):
                             ) from exc
                         self._on_death(s, outcomes, f"Ray worker failed to start: {exc}")
                     continue
-                s = refs[ref]
-                if s.job is None or s not in self._slots:
+                if s.job is None or s.ref != ref:
                     continue
                 job = s.job
                 try:

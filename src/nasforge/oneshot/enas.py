@@ -8,11 +8,11 @@ Each epoch has the paper's two phases:
    it by the shared weights' accuracy on one validation batch (the reward), and reports it
    (``tell``).
 
-The controller is any registered ask/tell strategy, by default ``"reinforce"`` (the policy-gradient
-controller of :mod:`nasforge.strategies`). Phase 1 samples from a copy of the controller (loaded
-from its ``state_dict`` with its own random stream), so the policy is only updated by rewards. The
-final architecture is the best of ``derive_samples`` policy samples by the same reward, as in the
-paper.
+The controller is any registered ask/tell strategy, by default ``"reinforce"`` (the LSTM
+policy-gradient controller of :mod:`nasforge.strategies`). Phase 1 samples with ``ask`` and never
+tells (an ask does not update a policy; only rewards do), so both phases draw from the same
+controller, as in the paper. The final architecture is the best of ``derive_samples`` policy samples
+by the same reward.
 """
 
 from __future__ import annotations
@@ -66,38 +66,21 @@ class Enas(OneShotSearch):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.controller = self._new_strategy(derive_seed(self.config.seed, "controller"))
-        self.sampler: Strategy | None = None
+        self.controller: Strategy = STRATEGIES.create(
+            self.config.controller, self.space, seed=derive_seed(self.config.seed, "controller"),
+            **self.config.controller_options,
+        )
         self.told = 0
 
-    def _new_strategy(self, seed: int) -> Strategy:
-        strategy: Strategy = STRATEGIES.create(
-            self.config.controller, self.space, seed=seed, **self.config.controller_options
-        )
-        return strategy
-
-    def _policy_sampler(self, key: str) -> Strategy:
-        """A copy of the controller's policy with its own random stream (asks never update it)."""
-        sampler = self._new_strategy(derive_seed(self.config.seed, key))
-        own_rng = sampler.rng
-        sampler.load_state_dict(self.controller.state_dict())
-        sampler.rng = own_rng
-        sampler.pending.clear()
-        return sampler
-
-    def _sample(self, sampler: Strategy) -> Architecture:
-        arch = sampler.ask()
-        sampler.pending.clear()  # never told: keep the copy's state small
+    def sample(self) -> Architecture:
+        """An architecture from the controller's current policy, without learning from it."""
+        arch = self.controller.ask()
+        self.controller.pending.clear()  # never told: it must not count as pending
         return arch
 
     # ------------------------------------------------------------------ phases
-    def start_epoch(self, epoch: int) -> None:
-        if self.sampler is None or self.step_in_epoch == 0:
-            self.sampler = self._policy_sampler(f"sampler-{epoch}")
-
     def train_step(self, batch: Batch, valid: Batch | None) -> dict[str, float]:
-        assert self.sampler is not None
-        self.supernet.set_arch(self._sample(self.sampler))
+        self.supernet.set_arch(self.sample())
         loss, acc = self.forward_loss(batch)
         self.weight_step(loss)
         return {"loss": float(loss.detach()), "acc": acc}
@@ -112,7 +95,6 @@ class Enas(OneShotSearch):
                                        metrics={"accuracy": reward}))
             self.told += 1
             rewards.append(reward)
-        self.sampler = None
         return {"reward": sum(rewards) / len(rewards)}
 
     def reward(self, arch: Architecture, batch: Batch) -> float:
@@ -121,12 +103,11 @@ class Enas(OneShotSearch):
         return batch_accuracy(self.supernet, batch)
 
     def finish(self) -> tuple[Architecture, dict[str, Any]]:
-        sampler = self._policy_sampler("derive")
         valid = self.valid_batches.endless(self.config.epochs)
         batch = next(valid)
         best: tuple[float, Architecture] | None = None
         for _ in range(self.config.derive_samples):
-            arch = self._sample(sampler)
+            arch = self.sample()
             score = self.reward(arch, batch)
             if best is None or score > best[0]:
                 best = (score, arch)
@@ -136,19 +117,11 @@ class Enas(OneShotSearch):
 
     # ------------------------------------------------------------------ checkpoints
     def extra_state(self) -> dict[str, Any]:
-        return {
-            "controller": self.controller.state_dict(),
-            "sampler": None if self.sampler is None else self.sampler.state_dict(),
-            "told": self.told,
-        }
+        return {"controller": self.controller.state_dict(), "told": self.told}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.controller.load_state_dict(state["controller"])
         self.told = int(state["told"])
-        self.sampler = None
-        if state.get("sampler") is not None:
-            self.sampler = self._new_strategy(0)
-            self.sampler.load_state_dict(state["sampler"])
 
 
 __all__ = ["Enas", "EnasConfig"]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from nasforge.errors import ConfigError
 from nasforge.proxies.registry import (
     INPUTS_AND_TARGETS,
     LossFn,
@@ -93,7 +94,15 @@ def grasp(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
             torch.zeros((), device=inputs.device))
     if not z.requires_grad:  # the loss does not depend on any weight twice over: H g = 0
         return 0.0
-    hg = _grads(z, weights)
+    try:
+        hg = _grads(z, weights)
+    except RuntimeError as exc:
+        if "not implemented" not in str(exc):
+            raise
+        raise ConfigError(
+            "proxy 'grasp' needs second derivatives (a Hessian-gradient product), which PyTorch "
+            f"does not have for an operation of this model: {exc}"
+        ) from exc
     return _total([(-w.detach() * h).sum().cpu() for w, h in zip(weights, hg)])
 
 

@@ -143,8 +143,10 @@ def fmt(value: Any) -> str:
     v = float(value)
     if not math.isfinite(v):
         return "-"
-    if abs(v) >= 1000 and (v.is_integer() or abs(v) >= 1e5):
-        return f"{v:,.0f}"  # counts (params, FLOPs) read best with thousands separators
+    if v.is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"  # counts (trials, params, FLOPs) read best as whole numbers
+    if abs(v) >= 1e5:
+        return f"{v:,.0f}"
     if v != 0 and abs(v) < 1e-3:
         return f"{v:.3g}"
     if abs(v) >= 100:

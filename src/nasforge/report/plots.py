@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge.errors import ConfigError
+from nasforge.pareto import pareto_mask
 from nasforge.trial import Objective, Trial, TrialStatus
 
 if TYPE_CHECKING:
@@ -64,26 +65,6 @@ def best_so_far(scores: Sequence[float | None]) -> np.ndarray:
     return out
 
 
-def nondominated(points: Sequence[Sequence[float]] | np.ndarray) -> list[bool]:
-    """Which points are Pareto-optimal when every coordinate is to be maximized.
-
-    A point is dominated when another is at least as good in every coordinate and strictly better
-    in one; equal points do not dominate each other, so duplicates on the front are all kept.
-    """
-    p = np.asarray(points, dtype=float)
-    if p.size == 0:
-        return []
-    if p.ndim != 2:
-        raise ConfigError(f"points must be a 2-D array (n points x k objectives), got {p.shape}")
-    keep = np.ones(len(p), dtype=bool)
-    for i in range(len(p)):
-        # Vectorized over the other points: O(n^2 k) work, fine for the thousands of trials a
-        # search stores.
-        dominates_i = np.all(p >= p[i], axis=1) & np.any(p > p[i], axis=1)
-        keep[i] = not bool(dominates_i.any())
-    return keep.tolist()
-
-
 def _count_axis(ax: Axes, values: np.ndarray) -> None:
     """Log scale when values span orders of magnitude (params, FLOPs); 200k-style tick labels
     for large numbers either way."""
@@ -94,6 +75,20 @@ def _count_axis(ax: Axes, values: np.ndarray) -> None:
         ax.set_xscale("log")
     if hi >= 1e4:
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+
+
+def _clip_outliers(ax: Axes, vals: np.ndarray, objective: Objective) -> np.ndarray:
+    """Limit the y axis to where most trials are (the worst 5% may fall outside once there are
+    20 or more trials); returns the mask of values inside the limits."""
+    if vals.size < 20:
+        return np.ones(vals.size, dtype=bool)
+    maximize = objective.direction == "maximize"
+    lo, hi = np.percentile(vals, [5, 100] if maximize else [0, 95])
+    pad = 0.08 * (hi - lo) if hi > lo else 1.0
+    lo, hi = lo - pad, hi + pad
+    ax.set_ylim(lo, hi)
+    inside: np.ndarray = (vals >= lo) & (vals <= hi)
+    return inside
 
 
 def plot_best_so_far(trials: Sequence[Trial], objective: Objective, path: str | Path,
@@ -111,13 +106,19 @@ def plot_best_so_far(trials: Sequence[Trial], objective: Objective, path: str | 
     fig = _figure(7.0, 4.0)
     ax: Axes = fig.add_subplot(1, 1, 1)
     ok = [i for i, s in enumerate(scores) if s is not None]
-    ax.scatter(x[ok], objective.sign * np.array([scores[i] for i in ok], dtype=float), s=14,
-               color=_GREY,
-               alpha=0.7, label="trial", zorder=2)
+    vals = objective.sign * np.array([scores[i] for i in ok], dtype=float)
+    shown = _clip_outliers(ax, vals, objective)
+    ax.scatter(x[ok][shown], vals[shown], s=14, color=_GREY, alpha=0.7, label="trial", zorder=2)
+    if not shown.all():  # far-off trials (e.g. degenerate cells) sit on the edge, not squash it
+        lo, hi = ax.get_ylim()
+        edge = lo if objective.direction == "maximize" else hi
+        ax.scatter(x[ok][~shown], np.full(int((~shown).sum()), edge), s=22, clip_on=False,
+                   marker="v" if objective.direction == "maximize" else "^", color=_GREY,
+                   label=f"off the axis ({int((~shown).sum())})", zorder=2)
     failed = [i for i, t in enumerate(order) if t.status is TrialStatus.FAILED]
     if failed:
-        finite = curve[np.isfinite(curve)]
-        y0 = float(np.min(finite)) if finite.size else 0.0
+        # At the worst value shown: failures are worse than any result.
+        y0 = float(vals[shown].min() if objective.direction == "maximize" else vals[shown].max())
         ax.scatter(x[failed], [y0] * len(failed), marker="x", s=18, color=COLORS[1],
                    label="failed", zorder=2)
     ax.step(x, curve, where="post", color=COLORS[0], linewidth=2, label="best so far", zorder=3)
@@ -150,7 +151,7 @@ def plot_pareto(trials: Sequence[Trial], objectives: Sequence[Objective], path: 
                           f"({', '.join(o.metric for o in objs)})")
     values = np.array([[t.value(o.metric) for o in objs] for t in pts], dtype=float)
     signs = np.array([o.sign for o in objs])
-    front = np.array(nondominated(values * signs))
+    front = pareto_mask(values, [o.direction for o in objs])
     pairs = [(0, j) for j in range(1, len(objs))][:3]
     fig = _figure(5.2 * len(pairs), 4.2)
     for k, (a, b) in enumerate(pairs):
@@ -260,7 +261,6 @@ __all__ = [
     "COLORS",
     "best_so_far",
     "finished_in_order",
-    "nondominated",
     "plot_anytime_dict",
     "plot_best_so_far",
     "plot_distributions",

@@ -111,13 +111,9 @@ class StoredExperiment:
     def pareto_trials(self) -> list[Trial]:
         """OK trials on the Pareto front of all objectives (one per architecture), best primary
         objective first."""
-        from nasforge.report.plots import nondominated
+        from nasforge.pareto import pareto_front
 
-        ranked = [t for t in self.ranked() if all(t.value(o.metric) is not None
-                                                  for o in self.objectives)]
-        points = [[o.sign * (t.value(o.metric) or 0.0) for o in self.objectives] for t in ranked]
-        mask = nondominated(points)
-        return [t for t, keep in zip(ranked, mask) if keep]
+        return pareto_front(self.ranked(), self.objectives)
 
     def metric_names(self) -> list[str]:
         """Every metric some trial reported, objectives first."""

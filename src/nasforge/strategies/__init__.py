@@ -5,7 +5,14 @@ from nasforge.strategies.base import Strategy
 __all__ = ["Strategy"]
 
 # Importing a module registers its strategy (one import per file, sorted).
+from nasforge.strategies import bananas as bananas
+from nasforge.strategies import ga as ga
+from nasforge.strategies import local_search as local_search
+from nasforge.strategies import nsga2 as nsga2
+from nasforge.strategies import optuna_nsga2 as optuna_nsga2
+from nasforge.strategies import pareto_rea as pareto_rea
+from nasforge.strategies import progressive as progressive
 from nasforge.strategies import random_search as random_search  # noqa: E402
 from nasforge.strategies import rea as rea  # noqa: E402
-from nasforge.strategies import bananas as bananas  # noqa: E402
-from nasforge.strategies import local_search as local_search  # noqa: E402
+from nasforge.strategies import reinforce as reinforce
+from nasforge.strategies import tpe as tpe

@@ -39,8 +39,8 @@ from nasforge.utils.rng import RngLike
 
 log = logging.getLogger("nasforge.strategies")
 
-#: User attribute that holds a trial's constraint violation (> 0: infeasible).
-VIOLATION_ATTR = "nasforge_violation"
+#: Name of the Optuna constraint that holds a trial's violation (> 0: infeasible).
+CONSTRAINT = "nasforge_constraints"
 
 
 def suggest_architecture(trial: optuna.Trial, space: SearchSpace, prefix: str = "") -> Architecture:
@@ -57,13 +57,10 @@ def suggest_architecture(trial: optuna.Trial, space: SearchSpace, prefix: str = 
     values: dict[str, Value] = {}
     for d in space.decisions:
         if d.active(values):
-            values[d.name] = trial.suggest_categorical(prefix + d.name, list(d.options))
+            value = trial.suggest_categorical(prefix + d.name, list(d.options))
+            assert isinstance(value, (str, int, float, bool))  # one of d.options
+            values[d.name] = value
     return space.complete(values)
-
-
-def violation(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
-    """``constraints_func`` for Optuna samplers: the violation recorded by :class:`OptunaStrategy`."""
-    return [float(trial.user_attrs.get(VIOLATION_ATTR, 0.0))]
 
 
 @contextlib.contextmanager
@@ -110,7 +107,8 @@ class OptunaStrategy(Strategy):
     def _new_study(self) -> optuna.Study:
         with quiet_optuna():
             return optuna.create_study(
-                directions=[o.direction for o in self.objectives],
+                directions=[optuna.study.StudyDirection.MAXIMIZE if o.direction == "maximize"
+                            else optuna.study.StudyDirection.MINIMIZE for o in self.objectives],
                 sampler=self._make_sampler(self.optuna_seed),
             )
 
@@ -161,7 +159,7 @@ class OptunaStrategy(Strategy):
             if state == "fail":
                 self.study.tell(ot, state=optuna.trial.TrialState.FAIL)
             else:
-                ot.set_user_attr(VIOLATION_ATTR, float(viol))
+                ot.set_constraint(CONSTRAINT, float(viol))
                 self.study.tell(ot, values=values)
 
     # ------------------------------------------------------------------ state

@@ -10,7 +10,7 @@ from __future__ import annotations
 import optuna
 
 from nasforge.registry import STRATEGIES
-from nasforge.strategies.optuna_bridge import OptunaStrategy, quiet_optuna, violation
+from nasforge.strategies.optuna_bridge import OptunaStrategy, quiet_optuna
 
 
 @STRATEGIES.register("optuna_nsga2")
@@ -20,6 +20,6 @@ class OptunaNSGA2(OptunaStrategy):
     name = "optuna_nsga2"
 
     def _make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        options = {"constraints_func": violation, **self.sampler_options}
+        options = dict(self.sampler_options)
         with quiet_optuna():
             return optuna.samplers.NSGAIISampler(seed=seed, **options)

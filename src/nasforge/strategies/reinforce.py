@@ -54,6 +54,7 @@ from nasforge.strategies._torch_state import (
     module_state,
     optimizer_state,
     seeded_generator,
+    single_thread,
 )
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Objective, Trial
@@ -143,7 +144,7 @@ class Reinforce(Strategy):
         return self.baseline_num / self.baseline_den if self.baseline_den else 0.0
 
     def _sample(self) -> Architecture:
-        with torch.no_grad():
+        with torch.no_grad(), single_thread():
             values, _, _ = self.controller.run(None, self.generator)
         return self.space.complete(values)
 
@@ -168,18 +169,19 @@ class Reinforce(Strategy):
         self.baseline_num = d * self.baseline_num + (1 - d) * reward
         self.baseline_den = d * self.baseline_den + (1 - d)
         advantage = reward - self.baseline
-        _, log_prob, entropy = self.controller.run(arch)
-        loss = -advantage * log_prob - self.entropy_weight * entropy
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip)
-        self.optimizer.step()
+        with single_thread():
+            _, log_prob, entropy = self.controller.run(arch)
+            loss = -advantage * log_prob - self.entropy_weight * entropy
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip)
+            self.optimizer.step()
         self.updates += 1
         return advantage
 
     def log_prob(self, arch: Architecture) -> float:
         """Log-probability that the controller samples ``arch``'s choices."""
-        with torch.no_grad():
+        with torch.no_grad(), single_thread():
             return float(self.controller.run(arch)[1])
 
     def state_dict(self) -> dict[str, Any]:

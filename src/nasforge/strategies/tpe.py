@@ -19,7 +19,6 @@ from nasforge.strategies.optuna_bridge import (
     OptunaStrategy,
     quiet_optuna,
     suggest_architecture,
-    violation,
 )
 
 __all__ = ["TPE", "suggest_architecture"]
@@ -32,6 +31,6 @@ class TPE(OptunaStrategy):
     name = "tpe"
 
     def _make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        options = {"constraints_func": violation, **self.sampler_options}
+        options = dict(self.sampler_options)
         with quiet_optuna():
             return optuna.samplers.TPESampler(seed=seed, **options)

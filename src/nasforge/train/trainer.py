@@ -191,6 +191,7 @@ class Trainer:
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), dtype=torch.float32, device=dev)
             correct = torch.zeros((), dtype=torch.long, device=dev)
+            loss_total = 0.0  # CPU: the loss sum kept as a Python float
             seen = 0
             lr = cfg.lr
             for x, y in train:
@@ -215,19 +216,26 @@ class Trainer:
                     nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
                 batch = int(y.shape[0])
-                loss_sum += loss.detach().float() * batch
+                step += 1
+                if on_cuda:
+                    loss_sum.add_(loss.detach().float(), alpha=batch)
+                    bad = step % check_every == 0 and not bool(torch.isfinite(loss_sum))
+                else:  # reading a CPU scalar costs no sync: check every step, sum in Python
+                    value = loss.item()
+                    loss_total += value * batch
+                    bad = not math.isfinite(value)
+                if bad:
+                    raise NonFiniteLossError(
+                        f"training loss became {loss_sum.item() if on_cuda else value} at epoch "
+                        f"{epoch} (by step {step}); lower the learning rate or enable gradient "
+                        "clipping", result.curve,
+                    )
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += batch
-                step += 1
-                if step % check_every == 0 and not bool(torch.isfinite(loss_sum)):
-                    raise NonFiniteLossError(
-                        f"training loss became {loss_sum.item()} at epoch {epoch} "
-                        f"(by step {step}); lower the learning rate or enable gradient clipping",
-                        result.curve,
-                    )
             if seen == 0:
                 raise TrainingError("the training data yielded no batches")
-            train_loss = loss_sum.item() / seen  # one host read per epoch (syncs CUDA)
+            # One host read per epoch on CUDA (it waits for the GPU to finish the epoch).
+            train_loss = (loss_sum.item() if on_cuda else loss_total) / seen
             if not math.isfinite(train_loss):
                 raise NonFiniteLossError(
                     f"training loss became {train_loss} at epoch {epoch}; lower the learning rate "

@@ -1,0 +1,141 @@
+"""Search quality and speed of every registered strategy on NAS-Bench-201 CIFAR-10.
+
+    .venv/bin/python benchmarks/strategies_nb201.py [--data DIR] [--seeds 200] [--jobs 2]
+        [--strategies random,rea,...] [--json out.json]
+
+Protocol (Dong & Yang, ICLR 2020): search on the 12-epoch validation accuracy
+(``cifar10_valid_val_acc_12``); each query is charged its simulated training time; report the
+200-epoch test accuracy (``cifar10_test_acc_200``) of the architecture with the best search signal.
+Each strategy runs once per seed under two budgets, both through ``nasforge.report.compare`` (the
+public experiment loop): 12,000 simulated seconds (the paper's budget, about 100 queries), and 100
+queries (reporting the incumbent after 50 and after 100 queries). The test accuracy is never
+seen by a strategy. A third column measures each strategy's own time per ask + tell (the
+evaluator and loop excluded), over 100 queries on the benchmark.
+
+Prints one table, with the published numbers and this project's targets next to the measured
+means: random and REA within 0.15 of the paper at 12,000 s; REINFORCE at least the paper's 93.85;
+the best strategy >= 94.20 after 100 queries and >= 94.00 after 50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+import nasforge
+from nasforge.benchmarks import NB201Table
+from nasforge.report.compare import Protocol, compare, confidence_interval
+from nasforge.trial import Trial, TrialStatus
+
+#: Published CIFAR-10 test accuracies at 12,000 s (mean, std over 500 runs).
+PAPER = {"random": (93.70, 0.36), "rea": (93.92, 0.30), "reinforce": (93.85, 0.37)}
+OPTIMUM = 94.37
+
+
+def own_time_ms(name: str, table: NB201Table, seeds: int, queries: int = 100) -> float:
+    """Mean milliseconds of ``ask()`` + ``tell()`` over ``queries`` NB201 queries."""
+    space = nasforge.create_space("nb201")
+    ev = nasforge.create_evaluator("nb201", table=table).bind(space)
+    total, count = 0.0, 0
+    for seed in range(seeds):
+        strat = nasforge.create_strategy(name, space, seed=seed)
+        for n in range(queries):
+            t0 = time.perf_counter()
+            arch = strat.ask()
+            total += time.perf_counter() - t0
+            result = ev.evaluate(arch, nasforge.EvalContext())
+            trial = Trial(number=n, arch=arch, status=TrialStatus.OK, metrics=result.metrics)
+            t0 = time.perf_counter()
+            strat.tell(trial)
+            total += time.perf_counter() - t0
+            count += 1
+    return 1e3 * total / count
+
+
+def fmt(values: list[float]) -> str:
+    x = np.asarray(values, dtype=float)
+    return f"{x.mean():.2f} +- {x.std(ddof=1):.2f}" if x.size > 1 else f"{x.mean():.2f}"
+
+
+def target_note(name: str, at_cost: float, q50: float, q100: float) -> str:
+    if name in ("random", "rea"):
+        paper = PAPER[name][0]
+        ok = abs(at_cost - paper) <= 0.15
+        return f"paper {paper:.2f}: {'within' if ok else 'OUTSIDE'} 0.15"
+    if name == "reinforce":
+        paper = PAPER[name][0]
+        return f"paper {paper:.2f}: {'met' if at_cost >= paper else 'BELOW'}"
+    ok = q100 >= 94.20 and q50 >= 94.00
+    return f"50q >= 94.00 and 100q >= 94.20: {'met' if ok else 'no'}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="nb201 directory (default $NASFORGE_NB201)")
+    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--strategies", default=None,
+                        help="comma-separated names (default: every registered strategy)")
+    parser.add_argument("--timing-seeds", type=int, default=3,
+                        help="seeds of the ask/tell timing runs (default 3)")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+
+    names = args.strategies.split(",") if args.strategies else nasforge.list_strategies()
+    table = NB201Table.load(args.data)
+    data = str(table.source)
+    t0 = time.perf_counter()
+    by_cost = compare(names, args.seeds, Protocol(data=data), jobs=args.jobs)
+    by_queries = compare(names, args.seeds, Protocol(data=data, max_cost=None, max_trials=100),
+                         jobs=args.jobs)
+    wall = time.perf_counter() - t0
+
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        cost_runs = by_cost.runs[name]
+        query_runs = by_queries.runs[name]
+        at_cost = [r.final for r in cost_runs]
+        q50 = [r.incumbent[49] for r in query_runs]
+        q100 = [r.incumbent[99] for r in query_runs]
+        lo, hi = confidence_interval(q100)
+        rows.append({
+            "strategy": name,
+            "at_12000s": float(np.mean(at_cost)), "at_12000s_std": float(np.std(at_cost, ddof=1)),
+            "queries_at_12000s": float(np.mean([r.queries for r in cost_runs])),
+            "at_50": float(np.mean(q50)), "at_100": float(np.mean(q100)),
+            "at_100_ci": [lo, hi],
+            "found_optimum_100": float(np.mean([math.isclose(v, OPTIMUM, abs_tol=0.005)
+                                                for v in q100])),
+            "ms_per_ask_tell": own_time_ms(name, table, args.timing_seeds),
+            "cost_text": fmt(at_cost), "q50_text": fmt(q50), "q100_text": fmt(q100),
+        })
+
+    print(f"NAS-Bench-201 CIFAR-10, {args.seeds} seeds per strategy and budget "
+          f"({wall:.0f} s with {args.jobs} processes). Test accuracy (%) of the best-signal arch;"
+          f" optimum {OPTIMUM}.")
+    head = (f"{'strategy':13s} {'12,000 s':>15s} {'queries':>7s} {'after 50 q':>15s} "
+            f"{'after 100 q':>15s} {'opt@100':>7s} {'ms/ask+tell':>11s}  target")
+    print(head)
+    print("-" * len(head))
+    for r in sorted(rows, key=lambda r: -r["at_100"]):
+        print(f"{r['strategy']:13s} {r['cost_text']:>15s} {r['queries_at_12000s']:7.1f} "
+              f"{r['q50_text']:>15s} {r['q100_text']:>15s} {r['found_optimum_100']:7.2f} "
+              f"{r['ms_per_ask_tell']:11.2f}  "
+              f"{target_note(r['strategy'], r['at_12000s'], r['at_50'], r['at_100'])}")
+    best = max(rows, key=lambda r: r["at_100"])
+    print(f"best after 100 queries: {best['strategy']} {best['at_100']:.2f} "
+          f"(95% CI {best['at_100_ci'][0]:.2f}-{best['at_100_ci'][1]:.2f}); "
+          f"after 50: {best['at_50']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"seeds": args.seeds, "rows": rows, "by_cost": by_cost.to_dict(),
+                       "by_queries": by_queries.to_dict()}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Experiments on a real local Ray cluster bound to 127.0.0.1 (slow: starting Ray takes ~15 s).
+
+The module starts one head node with ``ray start --head --port=P`` (loopback only:
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` and ``--node-ip-address=127.0.0.1``), the executor joins it
+with ``address="auto"``, and ``ray stop --force`` runs at teardown whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exp_runtime_helpers import Faulty, WorkerProbe
+
+import nasforge
+from nasforge.evaluators.function import FunctionEvaluator
+from nasforge.experiment import Budget, Experiment, InlineExecutor, RayExecutor
+from nasforge.experiment.loop import REJECTED
+from nasforge.trial import Trial, TrialStatus
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A one-node Ray cluster on 127.0.0.1 whose workers can import the test helpers."""
+    pytest.importorskip("ray")
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p)
+    port = free_port()
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the driver, too, stays on loopback
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # in case Ray was imported before this fixture
+    try:
+        subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                        "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                       env=env, check=True, capture_output=True, timeout=240)
+        yield f"127.0.0.1:{port}"
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def make(evaluator: Any, executor: Any, **kwargs: Any) -> Experiment:
+    space = nasforge.create_space("nb201")
+    strategy = nasforge.create_strategy("rea", space, seed=2)
+    kwargs.setdefault("budget", Budget(max_trials=16))
+    return Experiment(space, strategy, evaluator, executor=executor, seed=2, device="cpu",
+                      **kwargs)
+
+
+def rows(trials: list[Trial]) -> list[tuple[Any, ...]]:
+    drop = ("pid", "loads", "threads")
+    return [(t.number, t.arch.to_json(), t.status.value,
+             {k: v for k, v in t.metrics.items() if k not in drop}, t.error) for t in trials]
+
+
+def test_ray_cluster_gives_the_inline_results(ray_cluster: str) -> None:
+    """Two Ray workers, ordered mode, budget and constraints: the trials equal the inline run."""
+    constraints = ["params <= 700000", "latency_ms <= 3.5"]
+    executor = RayExecutor(workers=2, address="auto")
+    on_ray = make(WorkerProbe(), executor, ordered=True, constraints=constraints).run()
+    inline = make(WorkerProbe(), InlineExecutor(capacity=2), ordered=True,
+                  constraints=constraints).run()
+    assert rows(on_ray.trials) == rows(inline.trials)
+    evaluated = [t for t in on_ray.trials if not t.info.get(REJECTED)]
+    assert len(evaluated) == 16 and all(t.ok or t.status is TrialStatus.INFEASIBLE
+                                        for t in evaluated)
+    ran = [t for t in evaluated if "pid" in t.metrics]
+    assert len({t.metrics["pid"] for t in ran}) == 2 and os.getpid() not in {
+        t.metrics["pid"] for t in ran}
+    assert all(t.metrics["loads"] == 1 for t in ran)  # the evaluator reached each actor once
+    assert all(t.metrics["threads"] == 1 for t in ran)  # num_cpus=1 per worker
+    import ray
+
+    assert not ray.is_initialized()  # the executor disconnected; the cluster stays up
+
+
+def test_ray_worker_killed_mid_trial(ray_cluster: str, tmp_path: Path) -> None:
+    """A Ray worker killed mid-trial is replaced: retried once it succeeds, dying every time it
+    fails after the retries; a trial past its timeout is stopped; the experiment finishes."""
+    fn = Faulty(kill_once_on=(2,), kill_always_on=(5,), hang_on=(7,), marker_dir=str(tmp_path))
+    executor = RayExecutor(workers=2, address="auto")
+    t0 = time.time()
+    exp = make(FunctionEvaluator(fn), executor, retries=1, trial_timeout=3.0,
+               budget=Budget(max_trials=9)).run()
+    assert time.time() - t0 < 180
+    by_number = {t.number: t for t in exp.trials}
+    assert len(by_number) == 9
+    assert by_number[2].ok and by_number[2].info.get("attempts") == 2
+    assert (tmp_path / "killed-2").exists()
+    t5 = by_number[5]
+    assert t5.status is TrialStatus.FAILED and t5.info.get("attempts") == 2
+    assert "died while running trial 5" in (t5.error or "")
+    assert by_number[7].status is TrialStatus.FAILED
+    assert by_number[7].error == "timeout after 3 s"
+    assert all(by_number[n].ok for n in (0, 1, 3, 4, 6, 8))
+    assert executor.actors_started >= 2 + 3  # two at start, three replacements

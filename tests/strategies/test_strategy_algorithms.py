@@ -1,0 +1,302 @@
+"""Algorithm-specific behaviour of the search strategies on toy objectives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import optuna
+import pytest
+from strategy_helpers import ToyConditionalSpace, crc
+
+import nasforge
+from nasforge.errors import ConfigError
+from nasforge.pareto import hypervolume
+from nasforge.space.architecture import Architecture
+from nasforge.strategies.base import Strategy
+from nasforge.strategies.ga import GeneticAlgorithm
+from nasforge.strategies.local_search import LocalSearch
+from nasforge.strategies.nsga2 import NSGA2
+from nasforge.strategies.predictors import MLPEnsemble
+from nasforge.strategies.progressive import ProgressiveSearch
+from nasforge.strategies.reinforce import Reinforce
+from nasforge.strategies.tpe import suggest_architecture
+from nasforge.trial import Trial, TrialStatus
+
+NB201 = nasforge.create_space("nb201")
+OPS = NB201.decisions[0].options
+
+
+def convs(arch: Architecture) -> float:
+    """Toy accuracy with one global optimum: 3x3 convs count 1, 1x1 convs 0.5."""
+    return sum({"nor_conv_3x3": 1.0, "nor_conv_1x1": 0.5}.get(str(v), 0.0) for v in arch.values())
+
+
+def rugged(arch: Architecture) -> float:
+    """Toy accuracy with many local optima (a pseudo-random value per architecture)."""
+    return float(crc(arch) % 1000)
+
+
+def ok(arch: Architecture, number: int, **metrics: float) -> Trial:
+    return Trial(number=number, arch=arch, status=TrialStatus.OK, metrics=metrics)
+
+
+def run(strategy: Strategy, fn: Callable[[Architecture], float], trials: int) -> list[Trial]:
+    told = []
+    for n in range(trials):
+        arch = strategy.ask()
+        trial = ok(arch, n, accuracy=fn(arch))
+        strategy.tell(trial)
+        told.append(trial)
+    return told
+
+
+# ---------------------------------------------------------------------------------- REINFORCE
+def test_reinforce_update_raises_log_prob_of_rewarded_arch() -> None:
+    strat = Reinforce(NB201, seed=0)
+    good, bad = NB201.sample(1), NB201.sample(2)
+    strat.update(bad, 10.0)  # sets a low baseline
+    before_good, before_bad = strat.log_prob(good), strat.log_prob(bad)
+    assert strat.update(good, 90.0) > 0  # positive advantage
+    assert strat.log_prob(good) > before_good
+    strat2 = Reinforce(NB201, seed=0)
+    strat2.update(good, 90.0)
+    assert strat2.update(bad, 10.0) < 0
+    assert strat2.log_prob(bad) < before_bad
+
+
+def test_reinforce_learns_a_toy_objective() -> None:
+    strat = Reinforce(NB201, seed=0, lr=0.02)
+    told = run(strat, convs, 150)
+    first = np.mean([convs(t.arch) for t in told[:30]])
+    last = np.mean([convs(t.arch) for t in told[-30:]])
+    assert last > first + 1.0
+
+
+def test_reinforce_samples_only_active_decisions() -> None:
+    space = ToyConditionalSpace()
+    strat = Reinforce(space, seed=0)
+    for _ in range(30):
+        arch = strat.ask()
+        assert set(arch) == {d.name for d in space.active_decisions(arch)}
+        space.validate(arch)
+        assert np.isfinite(strat.log_prob(arch))
+
+
+def test_reinforce_infeasible_gets_lowest_reward() -> None:
+    strat = Reinforce(NB201, seed=0)
+    a, b = NB201.sample(1), NB201.sample(2)
+    strat.tell(Trial(number=0, arch=a, status=TrialStatus.INFEASIBLE))  # nothing to compare yet
+    assert strat.updates == 0
+    strat.tell(ok(b, 1, accuracy=50.0))
+    before = strat.log_prob(a)
+    strat.tell(ok(NB201.sample(3), 2, accuracy=80.0))
+    strat.tell(Trial(number=3, arch=a, status=TrialStatus.INFEASIBLE))
+    assert strat.worst_reward == 50.0 and strat.updates == 3
+    assert strat.log_prob(a) < before
+
+
+# ---------------------------------------------------------------------------------- GA
+@pytest.mark.parametrize("elitism", [1, 3])
+def test_ga_elitism_keeps_the_best(elitism: int) -> None:
+    strat = GeneticAlgorithm(NB201, seed=0, population_size=8, elitism=elitism)
+    best_so_far = -np.inf
+    generation = 0
+    for n in range(120):
+        arch = strat.ask()
+        value = rugged(arch)
+        strat.tell(ok(arch, n, accuracy=value))
+        best_so_far = max(best_so_far, value)
+        if strat.generation != generation:
+            generation = strat.generation
+            assert len(strat.population) == 8
+            assert max(t.metrics["accuracy"] for t in strat.population) == best_so_far
+    assert generation >= 10
+
+
+def test_ga_improves_over_generations() -> None:
+    strat = GeneticAlgorithm(NB201, seed=0, population_size=10)
+    run(strat, convs, 10)
+    assert strat.generation == 1
+    first = np.mean([convs(t.arch) for t in strat.population])
+    run(strat, convs, 140)
+    assert np.mean([convs(t.arch) for t in strat.population]) > first + 1.0
+    assert max(convs(t.arch) for t in strat.population) == 6.0
+
+
+# ---------------------------------------------------------------------------------- local search
+def test_local_search_climbs_to_local_optima() -> None:
+    strat = LocalSearch(NB201, seed=0)
+    told = {t.arch: t.metrics["accuracy"] for t in run(strat, rugged, 300)}
+    assert len(strat.optima) >= 2  # restarted at least once
+    for opt in strat.optima:
+        # Every neighbour was evaluated and none is better: a genuine local optimum.
+        assert all(n in told and told[n] <= told[opt] for n in NB201.neighbors(opt))
+    assert len(told) == 300  # never re-queries an architecture
+
+
+def test_local_search_finds_the_global_optimum_of_a_unimodal_objective() -> None:
+    strat = LocalSearch(NB201, seed=0)
+    run(strat, convs, 150)
+    assert strat.optima and convs(strat.optima[0]) == 6.0
+
+
+def test_local_search_batch_asks_use_restart_samples() -> None:
+    strat = LocalSearch(NB201, seed=1)
+    number = 0
+    for _ in range(40):
+        batch = strat.ask_batch(4)
+        assert len(set(batch)) == 4
+        for arch in batch:
+            strat.tell(ok(arch, number, accuracy=rugged(arch)))
+            number += 1
+    assert strat.optima
+
+
+# ---------------------------------------------------------------------------------- BANANAS
+def test_mlp_ensemble_fits_and_disagrees_off_data() -> None:
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=(60, 10)).astype(np.float32)
+    y = (x[:, :3].sum(axis=1) - 1.5).astype(np.float32)
+    model = MLPEnsemble(10, torch.Generator().manual_seed(0), members=5, hidden=(16,), loss="mse")
+    start = float(np.mean((model.predict(x).mean(axis=0) - y) ** 2))
+    model.fit(x, y, 300)
+    end = float(np.mean((model.predict(x).mean(axis=0) - y) ** 2))
+    assert end < 0.1 * start
+    assert model.predict(x).std(axis=0).mean() > 0  # members differ
+
+
+@pytest.mark.slow
+def test_bananas_beats_random_on_a_toy_objective() -> None:
+    def best(name: str, seed: int) -> float:
+        strat = nasforge.create_strategy(name, NB201, seed=seed)
+        return max(convs(t.arch) for t in run(strat, convs, 30))
+
+    bananas = [best("bananas", s) for s in range(2)]
+    random = [best("random", s) for s in range(2)]
+    assert np.mean(bananas) > np.mean(random)
+    assert max(bananas) == 6.0
+
+
+# ---------------------------------------------------------------------------------- progressive
+def test_progressive_restricts_then_widens() -> None:
+    strat = ProgressiveSearch(NB201, seed=0, stages=3, stage_trials=20, initial_fraction=0.4)
+    allowed = [{d.name: set(strat.allowed(d, s)) for d in NB201.decisions} for s in range(3)]
+    for d in NB201.decisions:
+        assert len(allowed[0][d.name]) == 2 and len(allowed[1][d.name]) == 4
+        assert allowed[0][d.name] <= allowed[1][d.name] <= allowed[2][d.name] == set(OPS)
+    stages = []
+    for n in range(60):
+        arch = strat.ask()
+        stages.append(strat.stage)
+        assert all(arch[k] in allowed[strat.stage][k] for k in arch)
+        strat.tell(ok(arch, n, accuracy=convs(arch)))
+    assert stages[0] == 0 and stages[-1] == 2
+    assert len(strat.population) >= 1
+
+
+def test_progressive_grows_parent_decisions_from_small_values() -> None:
+    strat = ProgressiveSearch(ToyConditionalSpace(), seed=0, stages=3, initial_fraction=0.3)
+    depth = strat.space.decision("depth")
+    assert strat.allowed(depth, 0) == (1,)
+    assert strat.allowed(depth, 1) == (1, 2)
+    assert strat.allowed(depth, 2) == (1, 2, 3)
+    assert all(strat.ask()["depth"] == 1 for _ in range(5))
+
+
+# ---------------------------------------------------------------------------------- multi-objective
+def two_objectives(arch: Architecture) -> dict[str, float]:
+    """Accuracy grows with convolutions, so do params: a real trade-off."""
+    acc = convs(arch) + (crc(arch) % 10) / 20
+    params = sum({"nor_conv_3x3": 9.0, "nor_conv_1x1": 1.0}.get(str(v), 0.0) for v in arch.values())
+    return {"accuracy": acc, "params": params}
+
+
+def front_volume(trials: list[Trial]) -> float:
+    pts = [(t.metrics["accuracy"], t.metrics["params"]) for t in trials]
+    return hypervolume(pts, (0.0, 60.0), ["maximize", "minimize"])
+
+
+@pytest.mark.parametrize("name", ["nsga2", "pareto_rea"])
+def test_multi_objective_front_improves(name: str) -> None:
+    objectives = ["accuracy", "min:params"]
+    volumes = []
+    for strategy in (name, "random"):
+        options = {} if strategy == "random" else {"population_size": 20}
+        strat = nasforge.create_strategy(strategy, NB201, seed=0, objectives=objectives,
+                                         **options)
+        told = []
+        for n in range(200):
+            arch = strat.ask()
+            trial = ok(arch, n, **two_objectives(arch))
+            strat.tell(trial)
+            told.append(trial)
+        volumes.append((front_volume(told[:20]), front_volume(told)))
+        if strategy != "random":
+            population = [m if isinstance(m, Trial) else m[0]
+                          for m in strat.population]  # type: ignore[attr-defined]
+            assert front_volume(population) > front_volume(told[:20])
+    (mo_start, mo_end), (_, random_end) = volumes
+    assert mo_end > mo_start
+    assert mo_end >= random_end
+
+
+def test_nsga2_ranks_infeasible_last() -> None:
+    strat = NSGA2(NB201, seed=0, objectives=["accuracy", "min:params"], population_size=4)
+    archs = strat.ask_batch(6)
+    for n, arch in enumerate(archs):
+        if n < 2:
+            strat.tell(Trial(number=n, arch=arch, status=TrialStatus.INFEASIBLE))
+        else:
+            strat.tell(ok(arch, n, **two_objectives(arch)))
+    # Generation 0 closed after 4 members (2 infeasible, 2 feasible); more feasible ones later.
+    assert strat.generation == 1
+    assert [t.status for t in strat.population][:2] == [TrialStatus.OK, TrialStatus.OK]
+
+
+# ---------------------------------------------------------------------------------- Optuna
+def test_suggest_architecture_in_a_user_objective() -> None:
+    space = ToyConditionalSpace()
+    seen: list[Architecture] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = suggest_architecture(trial, space)
+        seen.append(arch)
+        # Only active decisions become parameters (define-by-run).
+        assert set(trial.params) == {d.name for d in space.active_decisions(dict(trial.params))}
+        return float(arch["depth"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(objective, n_trials=15)
+    assert len(seen) == 15 and all(space.is_valid(a) for a in seen)
+    assert study.best_value == 3.0
+
+
+def test_tpe_tells_infeasible_as_constraint_violation() -> None:
+    strat = nasforge.create_strategy("tpe", NB201, seed=0)
+    a, b = strat.ask_batch(2)
+    strat.tell(ok(a, 0, accuracy=50.0))
+    strat.tell(Trial(number=1, arch=b, status=TrialStatus.INFEASIBLE))
+    frozen = strat.study.trials  # type: ignore[attr-defined]
+    assert frozen[1].values == [50.0]  # the worst feasible value stands in
+    assert any(v == 1.0 for k, v in frozen[1].system_attrs.items() if "constraint" in k)
+
+
+# ---------------------------------------------------------------------------------- options
+@pytest.mark.parametrize(("name", "options", "match"), [
+    ("ga", {"elitism": 99}, "elitism"),
+    ("ga", {"crossover_rate": 1.5}, "crossover_rate"),
+    ("bananas", {"acquisition": "ei"}, "'its', 'ucb', 'mean'"),
+    ("bananas", {"num_init": 1}, "num_init"),
+    ("reinforce", {"lr": -1.0}, "lr"),
+    ("local_search", {"num_init": 0}, "num_init"),
+    ("progressive", {"initial_fraction": 0.0}, "initial_fraction"),
+    ("pareto_rea", {"sample_size": 50}, "sample_size"),
+    ("tpe", {"n_startup": 3}, "n_startup"),
+])
+def test_bad_options_name_the_value(name: str, options: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        nasforge.create_strategy(name, NB201, seed=0, **options)
