@@ -67,6 +67,11 @@ case "$cmd" in
         exec "$VENV/bin/nasforge" search --config configs/demo.yaml "$@" ;;
     test)
         setup
+        # The HTML report is checked in headless Chromium (the test skips, saying so, without it).
+        if ! command -v chromium >/dev/null 2>&1; then
+            say "installing Debian's chromium for the report test"
+            apt_install chromium || say "could not install chromium; the report's browser test will skip"
+        fi
         # Ray binds 127.0.0.1 only with this set (the tests must not use other interfaces).
         export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
         set +e

@@ -40,7 +40,7 @@ from nasforge.experiment import (
 from nasforge.space.architecture import Architecture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loop_overhead import find_nb201, make_evaluator  # noqa: E402
+from loop_overhead import find_nb201, make_evaluator
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -141,12 +141,14 @@ def main() -> None:
     if not args.no_train:
         train_ev, what = training_evaluator()
         print(f"part 2: training throughput, {args.train_trials} trials, evaluator: {what}")
-        for workers in (1, w):
-            executor = ProcessExecutor(workers=workers)
+        # One worker with all cores, one worker with one thread (separates the effect of torch's
+        # thread count from that of running two trials at once), and ``w`` workers.
+        for workers, threads in ((1, None), (1, 1), (w, None)):
+            executor = ProcessExecutor(workers=workers, threads=threads)
             r = timed_run(space, train_ev, executor, args.train_trials)
             per_min = 60.0 / r["steady_s_per_trial"]
-            figures[f"train/process x{workers}"] = {**r, "trials_per_min": per_min,
-                                                    "threads": executor.threads}
+            key = f"train/process x{workers}, {executor.threads} thread(s)"
+            figures[key] = {**r, "trials_per_min": per_min}
             print(f"  process x{workers} ({executor.threads} thread(s) each) "
                   f"{per_min:7.1f} trials/min steady state, start-up {r['startup_s']:.1f} s")
     if args.json:
