@@ -50,7 +50,7 @@ setup() {
     local stamp="$VENV/.nasforge-installed"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         say "installing nasforge and its dependencies into $VENV"
-        "$PY" -m pip install -q -e ".[dev]"
+        "$PY" -m pip install -q -e ".[dev,export]"
         touch "$stamp"
     fi
 }

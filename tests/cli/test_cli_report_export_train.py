@@ -333,3 +333,22 @@ def test_new_user_flow_search_report_export_train(
     assert ckpt["arch"]["build"]["kwargs"] == {"C": 4, "N": 1}  # the searched network size
     ns = runpy.run_path("best/rank1.py")
     assert type(ns["model"]) is type(model)
+
+
+def test_retrain_is_repeatable_with_the_same_seed(fashion_mnist_dir: Path, tmp_path: Path
+                                                  ) -> None:
+    import torch
+
+    from nasforge.export import retrain
+
+    space = nasforge.create_space("nb201")
+    af = ArchFile(space.sample(5), build_kwargs={"C": 4, "N": 1}, dataset="fashion_mnist")
+    runs = [retrain(af, tmp_path / f"run{i}", epochs=1, data_dir=str(fashion_mnist_dir),
+                    train_subset=128, val_size=64, test_subset=128, onnx=False,
+                    train_options={"batch_size": 32})
+            for i in range(2)]
+    assert runs[0].metrics["test_accuracy"] == runs[1].metrics["test_accuracy"]
+    assert runs[0].curve[0]["train_loss"] == runs[1].curve[0]["train_loss"]
+    states = [torch.load(r.checkpoint, weights_only=True)["state_dict"] for r in runs]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert runs[0].onnx is None and runs[0].onnx_skipped == "not requested"

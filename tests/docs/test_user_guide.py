@@ -28,6 +28,14 @@ def test_every_registered_name_is_documented() -> None:
                          "evaluators'")
 
 
+def test_every_search_setting_is_documented() -> None:
+    from nasforge.config import SearchConfig
+
+    text = GUIDE.read_text()
+    missing = [k for k in SearchConfig.model_fields if f"`{k}`" not in text]
+    assert not missing, f"docs/user-guide.md (Configuration files) does not list {missing}"
+
+
 def test_local_links_and_images_exist() -> None:
     text = GUIDE.read_text()
     targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)

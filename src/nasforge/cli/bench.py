@@ -13,7 +13,14 @@ import math
 from typing import Any
 
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from nasforge.cli.common import console, write_json
@@ -155,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     total = len(strategies) * args.seeds
     progress = None if quiet else Progress(
         TextColumn("[bold]bench[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console, transient=True,
     )
 

@@ -88,10 +88,14 @@ seed: 0
 # Running the same command again resumes the search stored there.
 storage: runs/{stem}.db
 # Where trials run: inline (this process), process (a local process pool) or ray (a Ray
-# cluster; see docs/ray.md).
-executor: inline
-# Trials evaluated in parallel (more than 1 uses a process pool unless executor is ray).
+# cluster; see docs/ray.md); null = inline for one worker, a process pool for more.
+executor: null
+# Trials evaluated in parallel.
 workers: 1
+# Ray cluster to join when executor is ray: auto, or ray://HOST:PORT (null = start a local Ray).
+ray_address: null
+# Re-run a trial whose worker process died (crash, out of memory) up to this many times.
+retries: 0
 # Device for training: auto (CUDA when available), cpu, cuda or cuda:N.
 device: auto
 # Fail a trial that runs longer than this many seconds (null = no limit).

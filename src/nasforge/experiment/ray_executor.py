@@ -150,8 +150,10 @@ class RayExecutor(Executor):
         super().start(evaluator)
         ray = self._ray = _import_ray()
         if not ray.is_initialized():
-            opts: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning",
-                                    "log_to_driver": True}
+            client = self.address is not None and self.address.startswith("ray://")
+            # Ray Client forwards init options to the server; keep its defaults there.
+            opts: dict[str, Any] = {} if client else {"include_dashboard": False,
+                                                      "logging_level": "warning"}
             private = self.address is None and not os.environ.get("RAY_ADDRESS")
             if private:
                 cores = os.cpu_count() or 1

@@ -484,7 +484,7 @@ class SQLiteStorage(Storage):
             owner = handle.read().strip() or "unknown"
             handle.close()
             raise StorageError(
-                f"another process (pid {owner}) is running the experiment in {str(self.path)!r}; "
+                f"the experiment in {str(self.path)!r} is already being run (by process {owner}); "
                 "wait for it to finish or stop it first"
             ) from None
         handle.seek(0)

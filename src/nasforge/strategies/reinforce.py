@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasforge.errors import ConfigError
 from nasforge.registry import STRATEGIES
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
@@ -40,6 +41,8 @@ from nasforge.space.decision import Value
 from nasforge.strategies._common import (
     INFEASIBLE,
     Taken,
+    archs_from_state,
+    archs_to_state,
     fitness,
     positive_float,
     positive_int,
@@ -59,6 +62,9 @@ from nasforge.strategies._torch_state import (
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Objective, Trial
 from nasforge.utils.rng import RngLike
+
+#: Policy draws per ask before a repeat is accepted (a collapsed policy may only know a few).
+REPEAT_TRIES = 50
 
 
 class Controller(nn.Module):
@@ -122,6 +128,7 @@ class Reinforce(Strategy):
         entropy_weight: float = 1e-4,
         grad_clip: float = 5.0,
         hidden_size: int = 64,
+        avoid_repeats: bool = True,
     ) -> None:
         super().__init__(space, seed, objectives)
         self.lr = positive_float("lr", lr)
@@ -129,6 +136,10 @@ class Reinforce(Strategy):
         self.entropy_weight = positive_float("entropy_weight", entropy_weight, allow_zero=True)
         self.grad_clip = positive_float("grad_clip", grad_clip)
         self.hidden_size = positive_int("hidden_size", hidden_size)
+        if not isinstance(avoid_repeats, bool):
+            raise ConfigError(f"avoid_repeats must be True or False, got {avoid_repeats!r}")
+        self.avoid_repeats = avoid_repeats
+        self.seen: set[Architecture] = set()
         self.generator = seeded_generator(int(self.rng.integers(2**31)))
         self.controller = Controller(space, self.hidden_size, self.generator)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.lr)
@@ -149,10 +160,13 @@ class Reinforce(Strategy):
         return self.space.complete(values)
 
     def _ask(self) -> Architecture:
-        # Re-sample (a few times) rather than propose a duplicate of a pending architecture.
-        return propose_unique(self._sample, Taken((), self.pending), tries=10)
+        # Rejection sampling: draw from the policy restricted to architectures that are neither
+        # pending nor (with avoid_repeats) evaluated, giving up after a bounded number of draws.
+        seen: set[Architecture] = self.seen if self.avoid_repeats else set()
+        return propose_unique(self._sample, Taken(seen, self.pending), tries=REPEAT_TRIES)
 
     def _tell(self, trial: Trial) -> None:
+        self.seen.add(trial.arch)
         reward = fitness(self.objective, trial)
         if reward is None:
             return
@@ -192,6 +206,7 @@ class Reinforce(Strategy):
         state["baseline"] = [self.baseline_num, self.baseline_den]
         state["worst_reward"] = self.worst_reward
         state["updates"] = self.updates
+        state["seen"] = archs_to_state(self.seen)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -203,3 +218,4 @@ class Reinforce(Strategy):
         worst = state["worst_reward"]
         self.worst_reward = None if worst is None else float(worst)
         self.updates = int(state["updates"])
+        self.seen = set(archs_from_state(state["seen"]))
