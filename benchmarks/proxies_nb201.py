@@ -154,9 +154,8 @@ def _find_image_data(choice: str) -> tuple[str, str]:
     try:
         load_dataset("cifar10", "train")
         return "cifar10", ""
-    except NasforgeError as exc:
-        first = str(exc).splitlines()[0][:160]
-        return "fashion_mnist", f"CIFAR-10 files are not available here ({first}); "
+    except NasforgeError:
+        return "fashion_mnist", "CIFAR-10 files were not found on this machine; "
 
 
 def main() -> None:
