@@ -74,5 +74,5 @@ def test_yaml_file_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_identity_fields_exist() -> None:
-    assert IDENTITY_FIELDS <= set(SearchConfig.model_fields)
+    assert set(SearchConfig.model_fields) >= IDENTITY_FIELDS
     assert "budget_trials" not in IDENTITY_FIELDS and "storage" not in IDENTITY_FIELDS

@@ -4,14 +4,10 @@ from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
 
 __all__ = ["EvalContext", "Evaluator", "TrialPruned"]
 
-# Importing a module registers its evaluators (keep one import per file, sorted).
-
-
-
 # Importing a module registers its evaluators (one import per file, sorted).
-from nasforge.evaluators import distill as distill  # noqa: E402
-from nasforge.evaluators import function as function  # noqa: E402
-from nasforge.evaluators import proxies as proxies  # noqa: E402
-from nasforge.evaluators import tabular as tabular  # noqa: E402
-from nasforge.evaluators import training as training  # noqa: E402
-from nasforge.evaluators import weight_sharing as weight_sharing  # noqa: E402
+from nasforge.evaluators import distill as distill
+from nasforge.evaluators import function as function
+from nasforge.evaluators import proxies as proxies
+from nasforge.evaluators import tabular as tabular
+from nasforge.evaluators import training as training
+from nasforge.evaluators import weight_sharing as weight_sharing

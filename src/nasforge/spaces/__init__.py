@@ -3,4 +3,4 @@
 from nasforge.spaces import darts as darts
 from nasforge.spaces import elastic as elastic
 from nasforge.spaces import macro as macro
-from nasforge.spaces import nb201 as nb201  # noqa: F401
+from nasforge.spaces import nb201 as nb201
