@@ -36,7 +36,7 @@ def write_json(data: Any, target: str | None) -> None:
 
 def fmt_metric(value: float) -> str:
     """Short human form of a metric value."""
-    if abs(value) >= 1e5:
+    if abs(value) >= 1e5 or (abs(value) >= 1000 and float(value).is_integer()):
         return f"{value:,.0f}"
     if abs(value) >= 100:
         return f"{value:.1f}"

@@ -192,7 +192,7 @@ def _print_summary(exp: Experiment, summary: dict[str, Any]) -> None:
     for m in metrics:
         table.add_column(m, justify="right")
     table.add_column("cost s", justify="right")
-    table.add_column("architecture")
+    table.add_column("architecture", overflow="fold", min_width=24)
     for r in summary["top"]:
         table.add_row(str(r["number"]), *[fmt_metric(r["metrics"][m]) if m in r["metrics"] else "-"
                                           for m in metrics], f"{r['cost']:.1f}", r["arch"])
