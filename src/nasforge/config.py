@@ -147,13 +147,15 @@ def build_experiment(
     )
 
 
-def accepts(factory: Any, option: str) -> bool:
-    """Whether a registered factory takes keyword ``option`` (or ``**kwargs``)."""
+def accepts(factory: Any, option: str, explicit: bool = False) -> bool:
+    """Whether a registered factory takes keyword ``option`` (or, unless ``explicit``, ``**kwargs``)."""
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return False
-    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if option in params:
+        return True
+    return not explicit and any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def parse_option(text: str) -> tuple[str, Any]:

@@ -114,7 +114,9 @@ def _data_options(evaluator: str, options: dict[str, Any], args: argparse.Namesp
     """Route --data/--dataset to whichever option names the evaluator takes."""
     factory = EVALUATORS.get(evaluator)
     if args.data is not None:
-        names = [n for n in ("data", "data_dir", "path") if accepts(factory, n)]
+        # A named parameter wins over **kwargs, which may collect unrelated options.
+        names = [n for n in ("data", "data_dir", "path") if accepts(factory, n, explicit=True)]
+        names = names or [n for n in ("data", "data_dir", "path") if accepts(factory, n)]
         if not names:
             raise ConfigError(f"evaluator {evaluator!r} takes no data path; drop --data")
         options[names[0]] = args.data
