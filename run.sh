@@ -44,8 +44,9 @@ setup() {
     if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
         # The CPU wheel first: an unpinned `torch` from PyPI pulls a multi-GB CUDA build.
         say "installing PyTorch ($TORCH_SPEC, CPU build)"
-        "$PY" -m pip install -q --timeout 30 --index-url https://download.pytorch.org/whl/cpu "$TORCH_SPEC" \
-            || "$PY" -m pip install -q "$TORCH_SPEC"
+        # PyTorch's CPU index when reachable (one quick try, no retries), else the configured indexes.
+        "$PY" -m pip install -q --timeout 15 --retries 0 --index-url https://download.pytorch.org/whl/cpu \
+            "$TORCH_SPEC" 2>/dev/null || "$PY" -m pip install -q "$TORCH_SPEC"
     fi
     local stamp="$VENV/.nasforge-installed"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
