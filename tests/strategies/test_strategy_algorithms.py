@@ -65,6 +65,19 @@ def test_reinforce_update_raises_log_prob_of_rewarded_arch() -> None:
     assert strat2.log_prob(bad) < before_bad
 
 
+def test_reinforce_normalized_advantage_is_clipped() -> None:
+    strat = Reinforce(NB201, seed=0, normalize_advantage=True)
+    archs = [NB201.sample(i) for i in range(6)]
+    advantages = [strat.update(a, r) for a, r in zip(archs, [80.0, 81.0, 79.0, 80.5, 79.5, 10.0])]
+    assert advantages[0] == 0.0  # no spread yet
+    # The outlier counts a few standard deviations (at most 3), not the raw -60 or so.
+    assert -3.0 <= advantages[-1] < -1.5
+    assert all(abs(a) <= 3.0 for a in advantages)
+    plain = Reinforce(NB201, seed=0)
+    assert [plain.update(a, r) for a, r in zip(archs, [80.0, 10.0])][1] < -30
+
+
+@pytest.mark.slow
 def test_reinforce_learns_a_toy_objective() -> None:
     strat = Reinforce(NB201, seed=0, lr=0.02)
     told = run(strat, convs, 150)
@@ -283,6 +296,14 @@ def test_tpe_tells_infeasible_as_constraint_violation() -> None:
     frozen = strat.study.trials  # type: ignore[attr-defined]
     assert frozen[1].values == [50.0]  # the worst feasible value stands in
     assert any(v == 1.0 for k, v in frozen[1].system_attrs.items() if "constraint" in k)
+
+
+def test_tpe_never_repeats_an_evaluated_architecture() -> None:
+    strat = nasforge.create_strategy("tpe", NB201, seed=0, n_startup_trials=5)
+    told = run(strat, convs, 60)
+    assert len({t.arch for t in told}) == 60
+    # Repeats proposed by the sampler were closed with their known result, not re-queried.
+    assert len(strat.study.trials) >= 60  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------- options

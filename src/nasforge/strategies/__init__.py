@@ -12,7 +12,7 @@ from nasforge.strategies import nsga2 as nsga2
 from nasforge.strategies import optuna_nsga2 as optuna_nsga2
 from nasforge.strategies import pareto_rea as pareto_rea
 from nasforge.strategies import progressive as progressive
-from nasforge.strategies import random_search as random_search  # noqa: E402
-from nasforge.strategies import rea as rea  # noqa: E402
+from nasforge.strategies import random_search as random_search
+from nasforge.strategies import rea as rea
 from nasforge.strategies import reinforce as reinforce
 from nasforge.strategies import tpe as tpe

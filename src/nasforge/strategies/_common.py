@@ -77,11 +77,12 @@ def probability(name: str, value: object) -> float:
 
 def positive_float(name: str, value: object, allow_zero: bool = False) -> float:
     """``value`` if it is a finite number > 0 (or >= 0), else a ConfigError naming it."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):  # type: ignore[operator]
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else math.nan
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return number
 
 
 # ---------------------------------------------------------------------------------- state

@@ -39,6 +39,9 @@ from nasforge.utils.rng import RngLike
 
 log = logging.getLogger("nasforge.strategies")
 
+#: Proposals per ask before a duplicate of a pending or evaluated architecture is accepted.
+DUPLICATE_TRIES = 20
+
 #: Name of the Optuna constraint that holds a trial's violation (> 0: infeasible).
 CONSTRAINT = "nasforge_constraints"
 
@@ -82,6 +85,9 @@ class OptunaStrategy(Strategy):
     ``sampler_options`` are passed to the sampler's constructor. Failed trials are told as
     FAIL; infeasible ones as COMPLETE with a constraint violation of 1 (Optuna's samplers rank them
     behind every feasible trial) and, since Optuna needs values, the worst values seen so far.
+    A proposal that repeats a pending architecture is told as FAIL and one that repeats an
+    evaluated architecture is told its known result; either way the sampler is asked again (up to
+    ``DUPLICATE_TRIES`` proposals per ask), so no query is spent twice.
     """
 
     def __init__(
@@ -94,11 +100,14 @@ class OptunaStrategy(Strategy):
         super().__init__(space, seed, objectives)
         self.sampler_options = dict(sampler_options)
         self.optuna_seed = int(self.rng.integers(2**31))
-        #: Every ask and tell so far: ["ask", arch] and ["tell", number, state, values, violation].
+        #: Every Optuna ask and tell so far: ["ask", arch] and
+        #: ["tell", number, state ("complete", "fail" or "duplicate"), values, violation].
         self.events: list[list[Any]] = []
         self.study = self._new_study()
         self._open: list[tuple[Architecture, optuna.Trial]] = []
         self._worst: list[float] | None = None
+        #: Outcome of every evaluated architecture: [state, values, violation].
+        self._known: dict[Architecture, list[Any]] = {}
 
     @abstractmethod
     def _make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
@@ -114,16 +123,31 @@ class OptunaStrategy(Strategy):
 
     # ------------------------------------------------------------------ ask / tell
     def _ask(self) -> Architecture:
-        arch = self._optuna_ask()
-        self.events.append(["ask", arch.to_dict()])
+        # A sampler may propose an architecture that is pending or already evaluated. Close such
+        # a proposal at once (pending: as failed, so it teaches nothing; evaluated: with its known
+        # result, a free observation) and ask again, a bounded number of times.
+        pending = set(self.pending)
+        for attempt in range(DUPLICATE_TRIES):
+            arch, number = self._optuna_ask()
+            self.events.append(["ask", arch.to_dict()])
+            if attempt == DUPLICATE_TRIES - 1:
+                break
+            if arch in pending:
+                event = ["tell", number, "duplicate", None, 0.0]
+            elif arch in self._known:
+                event = ["tell", number, *self._known[arch]]
+            else:
+                break
+            self.events.append(event)
+            self._optuna_tell(event)
         return arch
 
-    def _optuna_ask(self) -> Architecture:
+    def _optuna_ask(self) -> tuple[Architecture, int]:
         with quiet_optuna():
             ot = self.study.ask()
             arch = suggest_architecture(ot, self.space)
         self._open.append((arch, ot))
-        return arch
+        return arch, ot.number
 
     def _tell(self, trial: Trial) -> None:
         number = next((ot.number for a, ot in self._open if a == trial.arch), None)
@@ -136,31 +160,33 @@ class OptunaStrategy(Strategy):
             event = ["tell", number, "complete", self._worst_values(), 1.0]
         else:
             values = [float(trial.value(o.metric) or 0.0) for o in self.objectives]
-            self._note(values)
             event = ["tell", number, "complete", values, 0.0]
         self.events.append(event)
         self._optuna_tell(event)
-
-    def _note(self, values: list[float]) -> None:
-        if self._worst is None:
-            self._worst = list(values)
-        else:
-            self._worst = [min(w, v) if o.direction == "maximize" else max(w, v)
-                           for w, v, o in zip(self._worst, values, self.objectives)]
 
     def _worst_values(self) -> list[float]:
         return list(self._worst) if self._worst is not None else [0.0] * len(self.objectives)
 
     def _optuna_tell(self, event: list[Any]) -> None:
+        """Close an open Optuna trial as ``event`` says, and remember the outcome."""
         _, number, state, values, viol = event
         i = next(i for i, (_, ot) in enumerate(self._open) if ot.number == number)
-        _, ot = self._open.pop(i)
+        arch, ot = self._open.pop(i)
         with quiet_optuna():
-            if state == "fail":
+            if state in ("fail", "duplicate"):
                 self.study.tell(ot, state=optuna.trial.TrialState.FAIL)
             else:
                 ot.set_constraint(CONSTRAINT, float(viol))
                 self.study.tell(ot, values=values)
+        if state == "duplicate":
+            return
+        self._known[arch] = [state, values, viol]
+        if state == "complete" and viol == 0.0:
+            if self._worst is None:
+                self._worst = [float(v) for v in values]
+            else:
+                self._worst = [min(w, v) if o.direction == "maximize" else max(w, v)
+                               for w, v, o in zip(self._worst, values, self.objectives)]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -176,14 +202,13 @@ class OptunaStrategy(Strategy):
         self.study = self._new_study()
         self._open = []
         self._worst = None
+        self._known = {}
         mismatches = 0
         for event in self.events:
             if event[0] == "ask":
-                if self._optuna_ask() != Architecture.from_dict(event[1]):
+                if self._optuna_ask()[0] != Architecture.from_dict(event[1]):
                     mismatches += 1
             else:
-                if event[2] == "complete" and event[4] == 0.0:
-                    self._note([float(v) for v in event[3]])
                 self._optuna_tell(event)
         if mismatches:
             log.warning("replaying %d Optuna asks gave %d different architecture(s); was the "

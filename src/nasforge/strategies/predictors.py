@@ -37,7 +37,7 @@ class MLPEnsemble:
         hidden: Sequence[int] = (32, 32),
         lr: float = 0.01,
         weight_decay: float = 0.0,
-        loss: str = "mae",
+        loss: str = "mse",
     ) -> None:
         if members < 1:
             raise ConfigError(f"an ensemble needs at least 1 member, got {members}")

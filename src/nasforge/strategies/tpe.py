@@ -4,7 +4,8 @@ Understanding Its Algorithm Components", 2023, for Optuna's implementation).
 
 Each decision is a categorical parameter of ``optuna.samplers.TPESampler``, suggested
 define-by-run so conditional decisions exist only when active. Optuna's constant liar (on by
-default) keeps batch asks away from pending architectures. With several objectives the same
+default) steers batch asks away from pending architectures, and a proposal that repeats a pending
+or evaluated architecture is closed at once and asked again. With several objectives the same
 sampler runs multi-objective TPE (MOTPE). Resume replays the logged asks and tells into a fresh
 study (see ``nasforge.strategies.optuna_bridge``). For your own Optuna objective, use
 :func:`suggest_architecture`.
