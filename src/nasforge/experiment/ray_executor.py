@@ -266,6 +266,14 @@ class RayExecutor(Executor):
                         s.ready_at = time.time()
                         self._failed_starts = 0
                     except (*died_errors, exc_mod.RayTaskError) as exc:
+                        if s.job is not None:
+                            # The ping and the job fail together when the worker dies mid-trial
+                            # (the ping may come first): that is a death during the trial.
+                            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                            who = f"Ray worker {s.pid}" if s.pid else "a Ray worker"
+                            self._on_death(s, outcomes, f"{who} died while running trial "
+                                                        f"{s.job.number}: {type(exc).__name__}: {first}")
+                            continue
                         # A worker that cannot start (evaluator not loadable there, no resources
                         # left) must not be respawned forever: give up with the reason.
                         self._failed_starts += 1
@@ -282,7 +290,8 @@ class RayExecutor(Executor):
                     outcome: JobOutcome = ray.get(ref)
                 except died_errors as exc:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    self._on_death(s, outcomes, f"Ray worker {s.pid} died while running trial "
+                    who = f"Ray worker {s.pid}" if s.pid else "a Ray worker"
+                    self._on_death(s, outcomes, f"{who} died while running trial "
                                                 f"{job.number}: {type(exc).__name__}: {first}")
                     continue
                 except exc_mod.RayTaskError as exc:
