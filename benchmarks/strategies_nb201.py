@@ -14,7 +14,14 @@ evaluator and loop excluded), over 100 queries on the benchmark.
 
 Prints one table, with the published numbers and this project's targets next to the measured
 means: random and REA within 0.15 of the paper at 12,000 s; REINFORCE at least the paper's 93.85;
-the best strategy >= 94.20 after 100 queries and >= 94.00 after 50.
+the best strategy >= 94.20 after 100 queries and >= 94.00 after 50. Besides every registered
+strategy with its defaults, the table has the rows of ``VARIANTS`` (marked ``*``): REINFORCE's
+defaults are NAS-Bench-201's settings, ``reinforce*`` its tuned options.
+
+Measured (200 seeds, 2 processes, 15 min on a shared 2-core machine; test accuracy means):
+bananas 94.21 after 100 queries, 94.06 after 50 (25 ms per ask + tell); tpe 94.20 / 94.01;
+local_search 94.18 / 93.92; at 12,000 s random 93.74, rea 93.94, reinforce 93.74,
+reinforce* 93.92.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ OPTIMUM = 94.37
 #: (lr 0.001); within ~100 updates an LSTM controller barely moves at that rate, so a tuned
 #: variant (tuned on the search signal only) is shown next to it.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "reinforce*": ("reinforce", {"lr": 0.005, "normalize_advantage": True}),
+    "reinforce*": ("reinforce", {"lr": 0.005, "normalize_advantage": True,
+                                 "avoid_repeats": True}),
 }
 
 

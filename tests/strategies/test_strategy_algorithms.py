@@ -77,6 +77,14 @@ def test_reinforce_normalized_advantage_is_clipped() -> None:
     assert [plain.update(a, r) for a, r in zip(archs, [80.0, 10.0])][1] < -30
 
 
+def test_reinforce_avoid_repeats_skips_evaluated_architectures() -> None:
+    unique = {}
+    for avoid in (False, True):
+        strat = Reinforce(NB201, seed=0, lr=0.02, avoid_repeats=avoid)  # collapses fast
+        unique[avoid] = len({t.arch for t in run(strat, convs, 40)})
+    assert unique[True] >= unique[False] + 10  # rejection sampling finds new ones (23 -> 37)
+
+
 @pytest.mark.slow
 def test_reinforce_learns_a_toy_objective() -> None:
     strat = Reinforce(NB201, seed=0, lr=0.02)

@@ -20,15 +20,19 @@ clipped to ``grad_clip`` (global norm). With ``normalize_advantage`` the advanta
 the moving standard deviation of advantages and clipped to +-3: with Adam, one outlier reward
 (a NAS-Bench-201 cell without an input-output path scores ~10% against ~80% for the rest) would
 otherwise inflate the second-moment estimate and shrink every later step for hundreds of updates.
-By default the policy is sampled until it proposes an architecture that is neither pending nor
-evaluated (``avoid_repeats``; a repeat of a deterministic evaluation teaches nothing). Failed
+A proposal that repeats a pending architecture is re-drawn (a bounded number of times); with
+``avoid_repeats`` so is one that repeats an evaluated architecture (worth it with a deterministic,
+costly evaluator; off by default, as plain REINFORCE and ENAS sample the policy as it is). Failed
 trials are skipped; an infeasible trial is given the lowest reward seen so far, so the controller
 learns to avoid it.
 
 Defaults follow NAS-Bench-201's REINFORCE baseline (Dong & Yang, ICLR 2020, whose scripts use
 Adam with learning rate 0.001 and a baseline with momentum 0.9, bias-corrected, updated with the
 reward before the advantage is taken); hidden size 64, entropy weight 1e-4, weights initialized
-uniformly in [-0.1, 0.1] follow ENAS.
+uniformly in [-0.1, 0.1] follow ENAS. That learning rate suits NAS-Bench-201's 30-logit table
+policy; an LSTM controller barely moves in the ~100 updates of its 12,000 s protocol (93.74 %, as
+random search). ``lr=0.005, normalize_advantage=True, avoid_repeats=True`` reached 93.92 %
+there (``benchmarks/strategies_nb201.py``, 200 seeds; tuned on the search signal only).
 """
 
 from __future__ import annotations
@@ -137,7 +141,7 @@ class Reinforce(Strategy):
         entropy_weight: float = 1e-4,
         grad_clip: float = 5.0,
         hidden_size: int = 64,
-        avoid_repeats: bool = True,
+        avoid_repeats: bool = False,
         normalize_advantage: bool = False,
     ) -> None:
         super().__init__(space, seed, objectives)
