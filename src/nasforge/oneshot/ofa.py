@@ -33,8 +33,8 @@ from torch import nn
 from nasforge.errors import ConfigError, allowed
 from nasforge.oneshot.batches import Batch, first_batches
 from nasforge.oneshot.evaluation import evaluate_arch
-from nasforge.oneshot.search import OneShotConfig, OneShotResult, OneShotSearch, StepCallback
-from nasforge.oneshot.specialize import SubnetSearchConfig, remove_search_db, search_subnets
+from nasforge.oneshot.search import OneShotConfig, OneShotSearch
+from nasforge.oneshot.specialize import SubnetSearchConfig, search_subnets
 from nasforge.oneshot.supernets.elastic import ElasticSupernet
 from nasforge.space.architecture import Architecture
 from nasforge.space.decision import Value
@@ -107,6 +107,7 @@ class Ofa(OneShotSearch):
     """Once-for-all supernet training with progressive shrinking and the sandwich rule."""
 
     method: ClassVar[str] = "ofa"
+    searches_subnets: ClassVar[bool] = True
     config_class: ClassVar[type[OneShotConfig]] = OfaConfig
     has_arch_optimizer: ClassVar[bool] = False
     needs_valid_batch: ClassVar[bool] = False
@@ -208,16 +209,6 @@ class Ofa(OneShotSearch):
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         return {"phase": float(PHASES.index(self.elastic.phase)) if self.elastic.phase in PHASES else -1.0}
-
-    def run(
-        self,
-        resume: bool = False,
-        on_step: StepCallback | None = None,
-        on_epoch: StepCallback | None = None,
-    ) -> OneShotResult:
-        if not resume:
-            remove_search_db(self.checkpoint)
-        return super().run(resume=resume, on_step=on_step, on_epoch=on_epoch)
 
     def finish(self) -> tuple[Architecture, dict[str, Any]]:
         cfg = self.config

@@ -136,6 +136,19 @@ class OneShotResult:
 StepCallback = Callable[["OneShotSearch", dict[str, float]], None]
 
 
+def search_db_path(checkpoint: Path | None) -> Path | None:
+    """Where a search's trials are stored: beside the checkpoint (None without one)."""
+    return None if checkpoint is None else checkpoint.with_name(checkpoint.name + ".search.db")
+
+
+def remove_search_db(checkpoint: Path | None) -> None:
+    """Delete a previous run's search database (a fresh run must not resume it)."""
+    db = search_db_path(checkpoint)
+    if db is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+
+
 class OneShotSearch(ABC):
     """Base of the one-shot methods (see the module doc).
 
@@ -150,6 +163,9 @@ class OneShotSearch(ABC):
     has_arch_optimizer: ClassVar[bool] = True
     #: Whether each training step also receives a validation batch.
     needs_valid_batch: ClassVar[bool] = True
+    #: Whether ``finish`` searches sub-networks with trials stored beside the checkpoint; a fresh
+    #: (not resumed) run then deletes the previous run's trials so it does not resume them.
+    searches_subnets: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -296,6 +312,8 @@ class OneShotSearch(ABC):
         called after every step (and after the checkpoint of that step, if any) with the step's
         numbers; ``on_epoch`` after every epoch with its history entry.
         """
+        if not resume and self.searches_subnets:
+            remove_search_db(self.checkpoint)
         if resume:
             if self.checkpoint is None:
                 raise ConfigError("resume=True needs a checkpoint path")

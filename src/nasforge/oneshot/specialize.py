@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasforge.errors import ConfigError
-from nasforge.oneshot.search import OneShotConfig
+from nasforge.oneshot.search import OneShotConfig, remove_search_db, search_db_path
 from nasforge.space.architecture import Architecture
 from nasforge.utils.rng import derive_seed
 
@@ -57,19 +57,6 @@ class SubnetSearchConfig(OneShotConfig):
             raise ConfigError(f"strategy_options must be a dict, got {self.strategy_options!r}")
         if isinstance(self.constraints, str) or not all(isinstance(c, str) for c in self.constraints):
             raise ConfigError(f"constraints must be a list of strings, got {self.constraints!r}")
-
-
-def search_db_path(checkpoint: Path | None) -> Path | None:
-    """Where a search's trials are stored: beside the checkpoint (None without one)."""
-    return None if checkpoint is None else checkpoint.with_name(checkpoint.name + ".search.db")
-
-
-def remove_search_db(checkpoint: Path | None) -> None:
-    """Delete a previous run's search database (a fresh run must not resume it)."""
-    db = search_db_path(checkpoint)
-    if db is not None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db) + suffix).unlink(missing_ok=True)
 
 
 def _optional_str(path: Path | None) -> str | None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nasforge.oneshot.batches import Batch
-from nasforge.oneshot.search import OneShotConfig, OneShotResult, OneShotSearch, StepCallback
-from nasforge.oneshot.specialize import SubnetSearchConfig, remove_search_db, search_subnets
+from nasforge.oneshot.search import OneShotConfig, OneShotSearch
+from nasforge.oneshot.specialize import SubnetSearchConfig, search_subnets
 from nasforge.space.architecture import Architecture
 
 
@@ -30,6 +30,7 @@ class Spos(OneShotSearch):
     """Single-path uniform supernet training, then evolutionary search with inherited weights."""
 
     method: ClassVar[str] = "spos"
+    searches_subnets: ClassVar[bool] = True
     config_class: ClassVar[type[OneShotConfig]] = SposConfig
     has_arch_optimizer: ClassVar[bool] = False
     needs_valid_batch: ClassVar[bool] = False
@@ -40,16 +41,6 @@ class Spos(OneShotSearch):
         loss, acc = self.forward_loss(batch)
         self.weight_step(loss)
         return {"loss": float(loss.detach()), "acc": acc}
-
-    def run(
-        self,
-        resume: bool = False,
-        on_step: StepCallback | None = None,
-        on_epoch: StepCallback | None = None,
-    ) -> OneShotResult:
-        if not resume:
-            remove_search_db(self.checkpoint)
-        return super().run(resume=resume, on_step=on_step, on_epoch=on_epoch)
 
     def finish(self) -> tuple[Architecture, dict[str, Any]]:
         return search_subnets(self, self.config)
