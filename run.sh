@@ -31,6 +31,10 @@ setup() {
     if ! python3 -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
         say "nasforge needs Python 3.10 or newer as python3"; exit 1
     fi
+    if [ -x "$PY" ] && ! "$PY" -m pip --version >/dev/null 2>&1; then
+        # A venv left half-made (e.g. python3-venv was missing when it was created): start again.
+        say "$VENV has no working pip; recreating it"; rm -rf "$VENV"
+    fi
     if [ ! -x "$PY" ]; then
         if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
             say "installing python3-venv"; apt_install python3-venv

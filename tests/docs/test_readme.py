@@ -78,8 +78,6 @@ def test_extractor_on_a_temporary_readme(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_readme_examples_run(tmp_path: Path, fashion_mnist_dir: Path, nb201_dir: Path) -> None:
-    if not README.is_file():
-        pytest.skip(f"{README} does not exist yet")
     steps = extract_steps(README.read_text())
     assert steps, f"{README} has no ```python blocks or `nasforge` commands to check"
     env = doc_env(NASFORGE_DATA=str(fashion_mnist_dir), NASFORGE_NB201=str(nb201_dir))

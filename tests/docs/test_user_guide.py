@@ -13,8 +13,6 @@ import nasforge
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "user-guide.md"
-# Pages other helpers are still writing: a missing one is tolerated, an existing one is checked.
-PENDING = {"ray.md"}
 
 
 def test_every_registered_name_is_documented() -> None:
@@ -44,8 +42,6 @@ def test_local_links_and_images_exist() -> None:
         if target.startswith(("http://", "https://")):
             continue
         path = (GUIDE.parent / target).resolve()
-        if not path.exists() and Path(target).name in PENDING:
-            continue
         assert path.exists(), f"docs/user-guide.md links to {target}, which does not exist"
 
 
