@@ -92,8 +92,9 @@ def test_lookup_order(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert first_pixel() == 2
     monkeypatch.delenv("NASFORGE_DATA")
     assert first_pixel() == 3
-    dirs = candidate_dirs(catalog.get_spec("fashion_mnist"), user)
-    assert dirs[0] == user and dirs[-1] == cache / "fashion-mnist"
+    assert candidate_dirs(catalog.get_spec("fashion_mnist"), user) == [user, user / "fashion-mnist"]
+    dirs = candidate_dirs(catalog.get_spec("fashion_mnist"), None)
+    assert dirs[-1] == cache / "fashion-mnist"
     assert dirs[-2] == isolated / "system" / "fashion-mnist"  # the system dir comes before the cache
 
 
@@ -112,11 +113,50 @@ def test_plain_idx_files_and_shape(isolated: Path) -> None:
 
 def test_not_found_lists_places_and_remedies(isolated: Path) -> None:
     with pytest.raises(DataNotFoundError) as err:
-        load_dataset("fashion_mnist", data_dir=isolated / "nowhere")
+        load_dataset("fashion_mnist")
     text = str(err.value)
-    assert str(isolated / "nowhere") in text
     assert str(isolated / "cache" / "nasforge" / "fashion-mnist") in text
+    assert str(isolated / "system" / "fashion-mnist") in text
     assert "apt-get install dataset-fashion-mnist" in text and "download=True" in text
+
+
+def test_explicit_data_dir_is_the_only_place_searched(isolated: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # the data exists elsewhere: in $NASFORGE_DATA, the system dir and the cache
+    write_mnist_like(isolated / "env", value=2)
+    write_mnist_like(isolated / "system" / "mnist", value=3)
+    write_mnist_like(isolated / "cache" / "nasforge" / "mnist", value=4)
+    monkeypatch.setenv("NASFORGE_DATA", str(isolated / "env"))
+    named = isolated / "nowhere"
+    with pytest.raises(DataNotFoundError) as err:
+        load_dataset("mnist", data_dir=named)
+    text = str(err.value)
+    assert text.startswith(f"mnist (train split) not found in data_dir={str(named)!r}: looked for "
+                           "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz in")
+    searched, remedies = text.split("\nTo get it: ")
+    assert searched.splitlines()[1:] == [f"  {named}", f"  {named / 'mnist'}"]
+    assert "download=True to fetch the official files into " + str(named) in remedies
+    assert candidate_dirs(catalog.get_spec("mnist"), named) == [named, named / "mnist"]
+    # without data_dir the same call finds $NASFORGE_DATA's copy, and says where it came from
+    ds = load_dataset("mnist")
+    assert int(ds.images[0, 0, 0, 0]) == 2
+    assert ds.source_dir == isolated / "env"
+    assert ds.source == (isolated / "env" / "train-images-idx3-ubyte.gz",
+                         isolated / "env" / "train-labels-idx1-ubyte.gz")
+    assert ds.subset([0, 1]).source_dir == isolated / "env"  # splits keep the provenance
+    assert str(isolated / "env") in repr(ds)
+
+
+def test_explicit_data_dir_downloads_into_it(isolated: Path, server: tuple[str, Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    base, root = server
+    write_mnist_like(root, n=9, value=5)
+    _point_mnist_at(monkeypatch, base, root)
+    named = isolated / "mine"
+    ds = load_dataset("mnist", data_dir=named, download=True)
+    assert len(ds) == 9 and ds.source_dir == named
+    assert (named / "train-images-idx3-ubyte.gz").is_file()
+    assert not (isolated / "cache" / "nasforge" / "mnist").exists()  # the cache was not used
 
 
 def test_partial_directory_is_reported(isolated: Path) -> None:
@@ -229,16 +269,39 @@ def test_cifar_batches_load_with_checks(isolated: Path) -> None:
 
 
 def test_cifar100_fine_labels(isolated: Path) -> None:
-    d = isolated / "c100"
-    d.mkdir()
+    d = isolated / "c100" / "cifar-100-python"
+    d.mkdir(parents=True)
     write_cifar_batch(d / "test", 5, 0, labels_key=b"fine_labels")
-    ds = load_dataset("cifar100", "test", data_dir=d, verify=False)
-    assert ds.labels.tolist() == [0, 1, 2, 3, 4] and ds.info.num_classes == 100
+    for data_dir in (isolated / "c100", d):  # the parent, or the official folder itself
+        ds = load_dataset("cifar100", "test", data_dir=data_dir, verify=False)
+        assert ds.labels.tolist() == [0, 1, 2, 3, 4] and ds.info.num_classes == 100
+        assert ds.source == (d / "test",)
+
+
+def test_cifar_files_are_only_looked_for_in_the_official_folder(
+        isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = isolated / "env"
+    env.mkdir()
+    (env / "train").write_text("an unrelated file that happens to be called train\n")
+    (env / "test").write_text("another one\n")
+    monkeypatch.setenv("NASFORGE_DATA", str(env))
+    spec = catalog.get_spec("cifar100")
+    assert candidate_dirs(spec, None)[0] == env / "cifar-100-python"
+    assert env not in candidate_dirs(spec, None)
+    with pytest.raises(DataNotFoundError, match="cifar-100-python"):
+        load_dataset("cifar100")  # not a ChecksumError about env/train
+    with pytest.raises(DataNotFoundError, match=r"looked for test in\n  .*cifar-100-python"):
+        load_dataset("cifar100", "test", data_dir=env)
+    official = env / "cifar-100-python"
+    official.mkdir()
+    write_cifar_batch(official / "train", 4, 1, labels_key=b"fine_labels")
+    ds = load_dataset("cifar100", verify=False)
+    assert len(ds) == 4 and ds.source == (official / "train",)
 
 
 def test_cifar_unpickler_refuses_code(isolated: Path) -> None:
-    d = isolated / "evil"
-    d.mkdir()
+    d = isolated / "evil" / "cifar-10-batches-py"
+    d.mkdir(parents=True)
 
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
@@ -249,7 +312,7 @@ def test_cifar_unpickler_refuses_code(isolated: Path) -> None:
         load_dataset("cifar10", "test", data_dir=d, verify=False)
 
 
-def test_cifar_archive_is_extracted_to_the_cache(isolated: Path) -> None:
+def test_cifar_archive_is_extracted_beside_it(isolated: Path) -> None:
     src = isolated / "src"
     src.mkdir()
     write_cifar_batch(src / "test_batch", 6, 4)
@@ -262,7 +325,8 @@ def test_cifar_archive_is_extracted_to_the_cache(isolated: Path) -> None:
     (d / "cifar-10-python.tar.gz").write_bytes(buf.getvalue())
     ds = load_dataset("cifar10", "test", data_dir=d, verify=False)
     assert len(ds) == 6
-    assert (isolated / "cache" / "nasforge" / "cifar-10-batches-py" / "test_batch").is_file()
+    assert ds.source == (d / "cifar-10-batches-py" / "test_batch",)
+    assert not (isolated / "cache").exists()  # a named directory is not mixed with the cache
     assert not (isolated / "escape").exists()
 
 

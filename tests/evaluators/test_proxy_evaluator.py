@@ -54,7 +54,8 @@ def test_registered_with_defaults() -> None:
 
 def test_metrics_are_every_proxy_plus_the_primary_score() -> None:
     space = nasforge.create_space("nb201")
-    ev = make(space, proxy=["synflow", "params", "naswot"], build_kwargs=SMALL, batch_size=8)
+    ev = make(space, proxy=["synflow", "params", "naswot"], dataset="random", build_kwargs=SMALL,
+              batch_size=8)
     arch = space.sample(0)
     r = ev.evaluate(arch, EvalContext(seed=1))
     assert r.status is TrialStatus.OK
@@ -79,14 +80,24 @@ def test_fast_nb201_synflow_equals_the_generic_path() -> None:
         assert a == pytest.approx(b, rel=1e-12)
 
 
-def test_random_data_without_a_dataset() -> None:
+def test_data_based_proxies_need_a_dataset() -> None:
+    with pytest.raises(ConfigError) as err:
+        nasforge.create_evaluator("proxy", proxy=["synflow", "snip", "jacob_cov"])
+    text = str(err.value)
+    assert text.startswith("data-based proxies 'snip', 'jacob_cov' need images, but no dataset")
+    assert "dataset='random'" in text and "flops, params, synflow" in text
+    data_free = nasforge.create_evaluator("proxy", proxy=["synflow", "params"])
+    assert isinstance(data_free, ProxyEvaluator) and data_free.dataset is None
+
+
+def test_random_data_only_when_asked_for() -> None:
     space = TinySpace()
-    ev = make(space, proxy=["snip", "jacob_cov"], batch_size=6, data_seed=3)
+    ev = make(space, proxy=["snip", "jacob_cov"], dataset="random", batch_size=6, data_seed=3)
     x, y = ev.batch()
     assert x.shape == (6, 3, 32, 32) and y.shape == (6,) and int(y.max()) < 10
     assert torch.equal(x, space.example_input(6, seed=3))
     r = ev.evaluate(space.make({"width": 8, "kernel": 3}), EvalContext())
-    assert r.info["data"].startswith("random")
+    assert r.info["data"] == "random example_input, random labels (not informative)"
     assert all(math.isfinite(r.metrics[k]) for k in ("snip", "jacob_cov"))
 
 
@@ -161,6 +172,18 @@ def test_rank_votes_and_sorts_best_first() -> None:
     assert [r.arch for r in majority] == [r.arch for r in ranked]
 
 
+def test_rank_default_vote_needs_a_dataset() -> None:
+    space = TinySpace()
+    archs = list(space.enumerate())
+    with pytest.raises(ConfigError, match=r"data-based proxies 'jacob_cov', 'snip' need images"):
+        rank(archs, space=space)  # the default vote: synflow, jacob_cov, snip
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(64, 3, 8, 8, generator=g), torch.randint(0, 4, (64,), generator=g)
+    ranked = rank(archs, space=space, dataset=(images, labels), batch_size=16)
+    assert len(ranked) == 4 and set(ranked[0].scores) == {"synflow", "jacob_cov", "snip"}
+    assert all(math.isfinite(r.scores["snip"]) for r in ranked)
+
+
 def test_rank_finds_the_space_and_rejects_bad_input() -> None:
     space = nasforge.create_space("nb201")
     archs = [space.sample(i) for i in range(3)]
@@ -179,8 +202,8 @@ def test_rank_finds_the_space_and_rejects_bad_input() -> None:
 @pytest.mark.parametrize("space_name", nasforge.list_spaces())
 def test_every_registered_space_can_be_scored(space_name: str) -> None:
     space = nasforge.create_space(space_name)
-    ev = make(space, proxy=["synflow", "naswot", "snip", "flops"], batch_size=4,
-              build_kwargs=dict(space.small_build_kwargs))
+    ev = make(space, proxy=["synflow", "naswot", "snip", "flops"], dataset="random",
+              batch_size=4, build_kwargs=dict(space.small_build_kwargs))
     r = ev.evaluate(space.sample(0), EvalContext(seed=0))
     assert r.status is TrialStatus.OK
     assert all(math.isfinite(r.metrics[k]) for k in ("synflow", "naswot", "snip", "flops"))

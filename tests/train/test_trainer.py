@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -175,7 +176,85 @@ def test_tuple_outputs_and_custom_loss() -> None:
     assert sum(seen) == 256 and res.final is not None
 
 
-def test_num_threads_is_applied() -> None:
+def test_num_threads_applies_during_fit_and_is_restored() -> None:
     train, _ = loaders()
-    Trainer(epochs=1, num_threads=2).fit(model(), train, device="cpu")
-    assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == 1
+    during: list[int] = []
+    Trainer(epochs=2, num_threads=2).fit(model(), train, device="cpu",
+                                         on_epoch=lambda s: during.append(torch.get_num_threads()))
+    assert during == [2, 2]
+    assert torch.get_num_threads() == 1  # the process-wide setting is the caller's again
+    with pytest.raises(NonFiniteLossError):
+        Trainer(epochs=1, num_threads=2, lr=1e30, grad_clip=None, momentum=0.0).fit(
+            model(), train, device="cpu")
+    assert torch.get_num_threads() == 1  # also when fit raises
+
+
+class Unsized:
+    """Re-iterable batches without ``__len__`` (like a loader over an IterableDataset)."""
+
+    def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return iter(self.batches)
+
+
+def test_data_without_length_needs_steps_for_the_cosine_schedule() -> None:
+    train, _ = loaders()
+    data = Unsized(list(train))
+    with pytest.raises(ConfigError, match=r"\(Unsized\) has no len\(\).*steps_per_epoch"):
+        Trainer(epochs=2).fit(model(), data, device="cpu")
+    res = Trainer(epochs=2, lr=0.2).fit(model(), data, device="cpu", steps_per_epoch=len(train))
+    ref = Trainer(epochs=2, lr=0.2).fit(model(), train, device="cpu")
+    assert [s.lr for s in res.curve] == [s.lr for s in ref.curve]  # same schedule as with len()
+    assert res.curve[1].lr < res.curve[0].lr < 0.2  # decaying, not constant
+    const = Trainer(epochs=2, lr=0.2, scheduler="constant").fit(model(), data, device="cpu")
+    assert [s.lr for s in const.curve] == [0.2, 0.2]
+    with pytest.raises(ConfigError, match=r"steps_per_epoch must be a positive integer.*got 0"):
+        Trainer(epochs=1).fit(model(), train, device="cpu", steps_per_epoch=0)
+
+
+def one_batch() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    x, y = blobs(32, 3)
+    return [(x, y)]
+
+
+def params_after(**cfg: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(weights before, weights after one plain SGD step, reported training loss)."""
+    net = model(0)
+    before = nn.utils.parameters_to_vector(net.parameters()).detach().clone()
+    options: dict[str, Any] = dict(epochs=1, lr=0.5, momentum=0.0, weight_decay=0.0,
+                                      grad_clip=None, scheduler="constant")
+    options.update(cfg)
+    res = Trainer(TrainConfig(**options)).fit(net, one_batch(), device="cpu", seed=0)
+    assert res.final is not None
+    return before, nn.utils.parameters_to_vector(net.parameters()).detach(), res.final.train_loss
+
+
+def test_grad_clip_bounds_the_step() -> None:
+    before, free, _ = params_after()
+    _, clipped, _ = params_after(grad_clip=0.01)
+    assert float((free - before).norm()) > 0.5 * 0.01 * 10  # the unclipped step is much larger
+    # with SGD and no momentum the step is lr * the clipped gradient: norm exactly lr * clip
+    assert float((clipped - before).norm()) == pytest.approx(0.5 * 0.01, rel=1e-4)
+
+
+def test_weight_decay_adds_lr_times_decay_times_weights() -> None:
+    before, plain, _ = params_after()
+    _, decayed, _ = params_after(weight_decay=0.1)
+    # SGD: w <- w - lr * (g + wd * w); same g in both runs, so the difference is lr * wd * w
+    assert torch.allclose(plain - decayed, 0.5 * 0.1 * before, atol=1e-6)
+
+
+def test_label_smoothing_changes_the_loss_and_the_step() -> None:
+    x, y = one_batch()[0]
+    with torch.no_grad():
+        logits = model(0)(x)
+    _, plain, loss = params_after()
+    _, smooth, smooth_loss = params_after(label_smoothing=0.2)
+    assert loss == pytest.approx(float(nn.functional.cross_entropy(logits, y)), rel=1e-6)
+    assert smooth_loss == pytest.approx(
+        float(nn.functional.cross_entropy(logits, y, label_smoothing=0.2)), rel=1e-6)
+    assert smooth_loss != pytest.approx(loss, rel=1e-3)
+    assert not torch.allclose(plain, smooth)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,9 +24,14 @@ from nasforge.errors import ConfigError
 
 
 class ArrayDataset:
-    """Images ``(N, C, H, W)`` (uint8 in [0, 255] or float) and int64 labels ``(N,)`` in memory."""
+    """Images ``(N, C, H, W)`` (uint8 in [0, 255] or float) and int64 labels ``(N,)`` in memory.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo) -> None:
+    ``source``: the files the data was read from (set by :func:`load_dataset` to the paths the
+    lookup resolved, empty for user tensors), so a run can report exactly which files it used.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo, *,
+                 source: Sequence[str | os.PathLike[str]] = ()) -> None:
         if images.dim() != 4:
             raise ConfigError(f"images must have shape (N, C, H, W); got {tuple(images.shape)}")
         if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
@@ -38,21 +44,31 @@ class ArrayDataset:
         self.images = images
         self.labels = labels.long()
         self.info = info
+        self.source: tuple[Path, ...] = tuple(Path(p) for p in source)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def __repr__(self) -> str:
-        return f"ArrayDataset({self.info.name!r}, n={len(self)}, shape={self.info.input_shape})"
+        where = f", from {str(self.source_dir)!r}" if self.source_dir is not None else ""
+        return (f"ArrayDataset({self.info.name!r}, n={len(self)}, "
+                f"shape={self.info.input_shape}{where})")
+
+    @property
+    def source_dir(self) -> Path | None:
+        """The directory the files came from (None for user tensors)."""
+        return self.source[0].parent if self.source else None
 
     def subset(self, indices: torch.Tensor | Sequence[int]) -> ArrayDataset:
         """The samples at ``indices`` (a copy, so the parent can be freed)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return ArrayDataset(self.images[idx].clone(), self.labels[idx].clone(), self.info)
+        return ArrayDataset(self.images[idx].clone(), self.labels[idx].clone(), self.info,
+                            source=self.source)
 
     def to(self, device: str | torch.device) -> ArrayDataset:
         """This dataset with its tensors on ``device``."""
-        return ArrayDataset(self.images.to(device), self.labels.to(device), self.info)
+        return ArrayDataset(self.images.to(device), self.labels.to(device), self.info,
+                            source=self.source)
 
 
 def from_tensors(
@@ -132,7 +148,9 @@ def load_dataset(
     """Load a named dataset's ``"train"`` or ``"test"`` split into memory.
 
     ``name``: ``fashion_mnist``, ``mnist``, ``cifar10`` or ``cifar100``. See
-    :mod:`nasforge.data.files` for where files are looked for; ``download=True`` fetches the
+    :mod:`nasforge.data.files` for where files are looked for (an explicit ``data_dir`` is the
+    only place searched); the files read are recorded in the result's ``source``.
+    ``download=True`` fetches the
     official files (checksums verified) when they are nowhere to be found. ``verify`` checks the
     published MD5 of CIFAR batches (IDX files are checked structurally, since distributions such as
     Debian recompress them).
@@ -161,7 +179,7 @@ def load_dataset(
     info = spec.info
     if tuple(x.shape[1:]) != info.input_shape:
         info = replace(info, input_shape=(int(x.shape[1]), int(x.shape[2]), int(x.shape[3])))
-    return ArrayDataset(x, y, info)
+    return ArrayDataset(x, y, info, source=paths)
 
 
 def as_dataset(obj: Any, split: str = "train", data_dir: str | os.PathLike[str] | None = None,

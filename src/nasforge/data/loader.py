@@ -80,6 +80,17 @@ class BatchLoader:
         return (c, h, w)
 
     @property
+    def pixel_range(self) -> tuple[float, float] | None:
+        """The valid range of pixel values *before* normalization, when it is known.
+
+        uint8 images are scaled to [0, 1] by this loader, so their range is ``(0.0, 1.0)`` (zero
+        padding from ``image_size`` stays inside it). Float images are used as the user gave
+        them, so their range is unknown: None. Robustness metrics clip perturbed inputs to this
+        range (see :mod:`nasforge.metrics.robustness`).
+        """
+        return (0.0, 1.0) if self.data.images.dtype == torch.uint8 else None
+
+    @property
     def num_samples(self) -> int:
         """Samples per pass (fewer than the dataset when ``drop_last`` drops a partial batch)."""
         n = len(self.data)

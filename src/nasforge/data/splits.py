@@ -32,6 +32,12 @@ class DataSplits:
             out["test"] = len(self.test)
         return out
 
+    def sources(self) -> dict[str, str]:
+        """The directory each split's files were read from (JSON-able; user data is left out)."""
+        parts = {"train": self.train, "val": self.val, "test": self.test}
+        return {name: str(d.source_dir) for name, d in parts.items()
+                if d is not None and d.source_dir is not None}
+
 
 def _permutation(n: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(int(seed))

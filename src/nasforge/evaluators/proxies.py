@@ -13,12 +13,13 @@ pre-filter::
 or rank a candidate list by a vote of several proxies, then train only the best few::
 
     best = [r.arch for r in rank(candidates, ["synflow", "jacob_cov", "snip"],
-                                 dataset="fashion_mnist")[:10]]
+                                 dataset="fashion_mnist")[:10]]   # data-based: dataset needed
 
 Data: data-free proxies (synflow, params, flops) use only the input shape. The others score one
 fixed batch of ``batch_size`` training images (the same batch for every architecture, chosen by
-``data_seed``) of ``dataset``; with ``dataset=None`` the batch is the space's ``example_input``
-(random images) with random labels, which keeps the proxies computable but not informative.
+``data_seed``) of ``dataset``, so asking for one of them without a dataset is an error.
+``dataset="random"`` opts in to the space's ``example_input`` (random images) with random labels:
+computable (e.g. to smoke-test a space) but not informative, and labelled as such in the results.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from nasforge.data import BatchLoader, DatasetInfo, as_dataset, dataset_info, ra
 from nasforge.errors import ConfigError, InvalidArchitectureError
 from nasforge.evaluators.base import EvalContext, Evaluator
 from nasforge.metrics import count_params
-from nasforge.proxies import NB201Synflow, compute_proxy, get_proxy, vote, vote_ranks
+from nasforge.proxies import (
+    NB201Synflow,
+    compute_proxy,
+    get_proxy,
+    list_proxies,
+    vote,
+    vote_ranks,
+)
 from nasforge.registry import EVALUATORS, SPACES
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
@@ -45,6 +53,9 @@ from nasforge.utils.rng import derive_seed
 
 # Build options the fast NB201 synflow scorer reproduces exactly (use_bn: synflow strips BN).
 _FAST_NB201_OPTIONS = frozenset({"C", "N", "num_classes", "in_channels", "use_bn"})
+
+#: The ``dataset`` value that asks for random images and labels (never a silent default).
+RANDOM_DATA = "random"
 
 
 def _proxy_names(proxy: str | Sequence[str]) -> tuple[str, ...]:
@@ -61,8 +72,9 @@ class ProxyEvaluator(Evaluator):
     """Zero-cost proxies of the untrained network; metric ``score`` is the first proxy's value.
 
     Options: ``proxy`` (a name or a list; see ``nasforge.proxies.list_proxies()``), ``dataset``
-    (None, a dataset name such as ``"fashion_mnist"``, an ``ArrayDataset`` or ``(images,
-    labels)``), ``data_dir``, ``download``, ``batch_size`` (64), ``data_seed`` (which batch),
+    (a dataset name such as ``"fashion_mnist"``, an ``ArrayDataset`` or ``(images, labels)``;
+    required by data-based proxies; ``"random"`` for random images and labels; None for
+    data-free proxies only), ``data_dir``, ``download``, ``batch_size`` (64), ``data_seed`` (which batch),
     ``build_kwargs`` (passed to ``space.build``), ``device`` (overrides ``ctx.device``) and
     ``fast_nb201`` (score synflow of ``nb201`` cells with :class:`~nasforge.proxies.
     NB201Synflow`, the same number several times faster; default True).
@@ -93,13 +105,22 @@ class ProxyEvaluator(Evaluator):
         self.download = bool(download)
         self.data_seed = int(data_seed)
         self.build_kwargs = dict(build_kwargs or {})
-        if dataset is not None:
+        if dataset is None and self.needs_data:
+            data_based = [n for n in self.proxies if not get_proxy(n).data_free]
+            raise ConfigError(
+                f"data-based proxies {', '.join(map(repr, data_based))} need images, but no "
+                "dataset was given: pass dataset=... (a name such as 'cifar10', an ArrayDataset or "
+                f"(images, labels)), dataset={RANDOM_DATA!r} to score random images and labels "
+                "(computable, not informative), or use only data-free proxies: "
+                f"{', '.join(list_proxies(data_free=True))}"
+            )
+        if self._real_data:
             clash = sorted({"num_classes", "in_channels"} & set(self.build_kwargs))
             if clash:
                 raise ConfigError(
                     f"build_kwargs {clash} are set by the dataset {dataset!r}; leave them out"
                 )
-        if isinstance(dataset, str):
+        if isinstance(dataset, str) and dataset != RANDOM_DATA:
             dataset_info(dataset)  # an unknown name fails now, not in a worker
         self.device = device
         self.fast_nb201 = bool(fast_nb201)
@@ -121,13 +142,19 @@ class ProxyEvaluator(Evaluator):
         """Whether some requested proxy looks at images (not only their shape)."""
         return any(not get_proxy(n).data_free for n in self.proxies)
 
+    @property
+    def _real_data(self) -> bool:
+        """Whether a dataset (not None, not ``"random"``) supplies the images."""
+        return self.dataset is not None and not (
+            isinstance(self.dataset, str) and self.dataset == RANDOM_DATA)
+
     def _space(self) -> SearchSpace:
         if self.space is None:
             raise ConfigError("the evaluator is not bound to a search space; call bind(space)")
         return self.space
 
     def _load_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.dataset is None:
+        if not self._real_data:
             inputs = self._space().example_input(self.batch_size, seed=self.data_seed)
             gen = torch.Generator().manual_seed(self.data_seed)
             classes = int(self.build_kwargs.get("num_classes", 10))
@@ -147,7 +174,7 @@ class ProxyEvaluator(Evaluator):
 
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one network input, known without loading a dataset given by name."""
-        if self.dataset is None:
+        if not self._real_data:
             return tuple(self._space().example_input(1, seed=self.data_seed).shape[1:])
         return self._dataset_info().input_shape
 
@@ -160,7 +187,7 @@ class ProxyEvaluator(Evaluator):
 
     def _build_options(self) -> dict[str, Any]:
         opts = dict(self.build_kwargs)
-        if self.dataset is not None:
+        if self._real_data:
             info = self._dataset_info()
             opts["num_classes"] = info.num_classes
             opts["in_channels"] = info.in_channels
@@ -238,8 +265,8 @@ class ProxyEvaluator(Evaluator):
         return Result(metrics=metrics, cost=time.perf_counter() - started, info=info)
 
     def _data_label(self) -> str:
-        if self.dataset is None:
-            return "random example_input, random labels"
+        if not self._real_data:
+            return "random example_input, random labels (not informative)"
         return str(self.dataset) if isinstance(self.dataset, str) else type(self.dataset).__name__
 
     def describe(self) -> dict[str, Any]:
@@ -275,6 +302,10 @@ def rank(
     snip, the default). Every candidate's network is initialized under the same ``seed``.
     ``space`` defaults to the registered space the architectures name; ``options`` go to
     :class:`ProxyEvaluator` (``dataset``, ``batch_size``, ``build_kwargs``, ...).
+
+    The default vote includes data-based proxies (jacob_cov, snip), so it needs
+    ``dataset=...``; without one, a ConfigError says so (pass data-free proxies only, e.g.
+    ``rank(archs, "synflow")``, to rank without data).
     """
     candidates = list(archs)
     if not candidates:
@@ -297,4 +328,4 @@ def rank(
     return sorted(ranked, key=lambda r: r.vote_rank)  # stable: ties keep the input order
 
 
-__all__ = ["ProxyEvaluator", "RankedArch", "rank"]
+__all__ = ["RANDOM_DATA", "ProxyEvaluator", "RankedArch", "rank"]

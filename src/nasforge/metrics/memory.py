@@ -11,6 +11,12 @@ Both report ``parameter and buffer bytes + the peak of the extra tensor memory d
 
 Training memory covers activations saved for backward and parameter gradients, not optimizer
 state (which depends on the optimizer: 1x parameters for SGD momentum, 2x for Adam).
+
+``precision`` (``"float32"``, ``"bfloat16"``, ``"float16"``: autocast dtype) and
+``channels_last`` set the conditions of the pass, as for latency (see
+:mod:`nasforge.metrics.latency`); bf16 autocast roughly halves the activation memory, so a
+network trained with it should be measured with it. :func:`measure_peak_memory` returns the
+figure with the conditions it was measured under.
 """
 
 from __future__ import annotations
@@ -19,15 +25,42 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from nasforge.errors import ConfigError
+from nasforge.metrics.latency import check_conditions, model_memory_format, precision_context
 from nasforge.train.evaluate import model_device
 
 MODES = ("inference", "training")
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """Peak memory of one pass, with the conditions it was measured under."""
+
+    #: Parameter and buffer bytes plus the peak extra tensor bytes of the pass.
+    bytes: int
+    #: ``"inference"`` or ``"training"``.
+    mode: str
+    batch_size: int
+    device: str
+    #: ``"float32"``, or the autocast dtype (``"bfloat16"``/``"float16"``).
+    precision: str
+    channels_last: bool
+
+    @property
+    def mib(self) -> float:
+        """``bytes`` in MiB."""
+        return self.bytes / float(1 << 20)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able copy."""
+        return asdict(self)
 
 
 def model_bytes(model: nn.Module) -> int:
@@ -81,21 +114,28 @@ def _cuda_peak(fn: Callable[[], None], device: torch.device) -> int:
     return int(torch.cuda.max_memory_allocated(device) - before)
 
 
-def peak_memory_bytes(
+def measure_peak_memory(
     model: nn.Module,
     input_shape: Sequence[int],
     batch_size: int = 32,
     mode: str = "inference",
     device: str | torch.device | None = None,
-) -> int:
+    *,
+    precision: str = "float32",
+    channels_last: bool = False,
+) -> PeakMemory:
     """Peak bytes of one pass over a random batch (see the module docstring for the method).
 
     ``mode="inference"``: forward in eval mode under ``inference_mode``. ``mode="training"``:
     forward and backward in train mode (BatchNorm running statistics are restored afterwards and
-    gradients cleared, so the model is unchanged).
+    gradients cleared, so the model is unchanged). ``precision``/``channels_last``: the
+    conditions of the pass, reported in the result; the model's memory format is restored.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown memory mode {mode!r}; allowed: {', '.join(MODES)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}")
+    check_conditions(precision, channels_last)
     dev = model_device(model, device)
     model.to(dev)
     x = torch.randn((batch_size, *input_shape), device=dev)
@@ -105,22 +145,45 @@ def peak_memory_bytes(
     for p in model.parameters():
         p.grad = None
 
-    def run() -> None:
-        if mode == "inference":
-            model.eval()
-            with torch.inference_mode():
-                model(x)
-        else:
-            model.train()
-            out = model(x)
-            logits = out[0] if isinstance(out, (tuple, list)) else out
-            logits.float().sum().backward()
-
     try:
-        extra = _cuda_peak(run, dev) if dev.type == "cuda" else _cpu_peak(run)
+        # The format conversion happens before the measured pass, so converted weights do not
+        # count as activation memory.
+        with model_memory_format(model, channels_last) as fmt:
+            inputs = x.contiguous(memory_format=fmt) if x.dim() == 4 else x
+
+            def run() -> None:
+                if mode == "inference":
+                    model.eval()
+                    with precision_context(dev, precision), torch.inference_mode():
+                        model(inputs)
+                    return
+                model.train()
+                with precision_context(dev, precision):
+                    out = model(inputs)
+                logits = out[0] if isinstance(out, (tuple, list)) else out
+                # Backward outside autocast, as the trainer does.
+                logits.float().sum().backward()
+
+            extra = _cuda_peak(run, dev) if dev.type == "cuda" else _cpu_peak(run)
     finally:
         model.train(was_training)
         model.load_state_dict(saved)
         for n, p in model.named_parameters():
             p.grad = grads[n]
-    return model_bytes(model) + max(extra, 0)
+    return PeakMemory(model_bytes(model) + max(extra, 0), mode, batch_size, str(dev), precision,
+                      channels_last)
+
+
+def peak_memory_bytes(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    batch_size: int = 32,
+    mode: str = "inference",
+    device: str | torch.device | None = None,
+    *,
+    precision: str = "float32",
+    channels_last: bool = False,
+) -> int:
+    """Just the byte count of :func:`measure_peak_memory` (same arguments)."""
+    return measure_peak_memory(model, input_shape, batch_size, mode, device,
+                               precision=precision, channels_last=channels_last).bytes

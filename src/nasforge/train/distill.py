@@ -49,6 +49,9 @@ def make_distillation_loss(teacher: nn.Module, temperature: float = 4.0, alpha: 
         p.requires_grad_(False)
 
     def loss_fn(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if alpha == 0:
+            # No soft term: the teacher's outputs would be thrown away, so skip its forward pass.
+            return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         with torch.no_grad():
             t_logits = as_logits(teacher(x))
         return distillation_loss(logits, t_logits, y, temperature, alpha, label_smoothing)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import ConfigError, NasforgeError
 from nasforge.train.config import TrainConfig
 from nasforge.train.evaluate import as_logits, autocast_context, evaluate_model
 from nasforge.utils.device import resolve_device
@@ -145,6 +145,7 @@ class Trainer:
         on_epoch: Callable[[EpochStats], bool | None] | None = None,
         loss_fn: LossFn | None = None,
         restore_best: bool = False,
+        steps_per_epoch: int | None = None,
     ) -> FitResult:
         """Train ``model`` in place for ``config.epochs`` epochs; validate after each epoch.
 
@@ -155,11 +156,59 @@ class Trainer:
         ``on_epoch(stats)`` returning True stops training (early stopping); exceptions it raises
         (e.g. ``TrialPruned``) propagate. ``restore_best`` loads the weights of the epoch with
         the best validation accuracy at the end.
+
+        ``steps_per_epoch``: batches per epoch, for the cosine schedule's length; defaults to
+        ``len(train)``. Training data without a length (a generator, an ``IterableDataset``
+        loader) needs it with ``scheduler="cosine"``, else :class:`ConfigError` is raised.
+
+        ``config.num_threads`` applies to this call only: torch's CPU thread count is put back
+        when ``fit`` returns or raises.
         """
         cfg = self.config
+        if steps_per_epoch is not None and (
+                isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int)
+                or steps_per_epoch < 1):
+            raise ConfigError(
+                f"steps_per_epoch must be a positive integer or None; got {steps_per_epoch!r}"
+            )
+        if steps_per_epoch is None:
+            if isinstance(train, Sized):
+                steps_per_epoch = len(train)
+            elif cfg.scheduler == "cosine":
+                raise ConfigError(
+                    f"the training data ({type(train).__name__}) has no len(), so the cosine "
+                    "schedule cannot know how many steps an epoch has; pass "
+                    "steps_per_epoch=... to fit(), or use scheduler='constant'"
+                )
+            else:
+                steps_per_epoch = 0  # constant learning rate: the length is not needed
         dev = torch.device(resolve_device(str(device) if device is not None else "auto"))
+        threads_before = torch.get_num_threads()
         if cfg.num_threads is not None and dev.type == "cpu":
             torch.set_num_threads(cfg.num_threads)
+        try:
+            return self._fit(model, train, val, dev, seed, deadline, on_epoch, loss_fn,
+                             restore_best, steps_per_epoch)
+        finally:
+            # The thread count is process-wide: leave it as the caller had it.
+            if torch.get_num_threads() != threads_before:
+                torch.set_num_threads(threads_before)
+
+    def _fit(
+        self,
+        model: nn.Module,
+        train: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        val: Iterable[tuple[torch.Tensor, torch.Tensor]] | None,
+        dev: torch.device,
+        seed: int | None,
+        deadline: float | None,
+        on_epoch: Callable[[EpochStats], bool | None] | None,
+        loss_fn: LossFn | None,
+        restore_best: bool,
+        steps_per_epoch: int,
+    ) -> FitResult:
+        """The training loop of :meth:`fit` (arguments already checked)."""
+        cfg = self.config
         if seed is not None:
             torch.manual_seed(seed)
         on_cuda = dev.type == "cuda"
@@ -176,7 +225,6 @@ class Trainer:
 
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_optimizer(cfg, params)
-        steps_per_epoch = len(train) if isinstance(train, Sized) else 0
         total_steps = cfg.epochs * steps_per_epoch
         check_every = self.nan_check_every if on_cuda else 1
 
