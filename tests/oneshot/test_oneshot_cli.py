@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from oneshot_helpers import one_thread
 
+import nasforge
 from nasforge.cli.main import main
+from nasforge.evaluators.weight_sharing import WeightSharingEvaluator
+from nasforge.oneshot.checkpoint import load_checkpoint
 
 __all__ = ["one_thread"]
 
@@ -58,6 +61,58 @@ def test_resume_and_human_output(fashion_mnist_dir: Path, tmp_path: Path,
     assert "NAS-Bench-201 data not found" in err and "epoch 1/1" not in err
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "space"), [("darts", "nb201"), ("enas", "nb201"), ("spos", "nb201"),
+                                               ("ofa", "elastic")])
+def test_ranking_of_many_architectures_from_the_trained_supernet(
+    method: str, space: str, fashion_mnist_dir: Path, nb201_dir: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt, ranking_file = tmp_path / "run.pt", tmp_path / "top.json"
+    tiny = [a for a in TINY if space == "nb201" or a not in ("--C", "4")]
+    extra = ["--search-trials", "2"] if method in ("spos", "ofa") else []
+    extra += ["--option", "controller_steps=2"] if method == "enas" else []
+    out = _run(capsys, "--method", method, "--space", space, "--data", str(fashion_mnist_dir),
+               "--nb201", str(nb201_dir), *tiny, *extra, "--checkpoint", str(ckpt),
+               "--rank", "5", "--top-k", "3", "--rank-out", str(ranking_file))
+    saved = json.loads(ranking_file.read_text())
+    assert saved["method"] == method and saved["ranking"] == out["ranking"]["ranking"]
+    assert saved["scored"] == 5 and saved["top_k"] == 3 and 1 <= saved["chosen_rank"] <= 5
+    records = saved["ranking"]
+    assert [r["rank"] for r in records] == [1, 2, 3]
+    accuracies = [r["inherited_accuracy"] for r in records]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert len({r["arch_string"] for r in records}) == 3
+    if space == "nb201":
+        assert all(10.0 <= r["nb201_cifar10_test_acc_200"] <= 94.38 for r in records)
+    else:
+        assert saved["nb201_table"] is None and "nb201_cifar10_test_acc_200" not in records[0]
+    # The scores are those of the trained supernet: the checkpoint's supernet agrees.
+    evaluator = WeightSharingEvaluator(checkpoint=ckpt, device="cpu")
+    built = nasforge.create_space(space)
+    evaluator.bind(built)
+    best = built.from_string(records[0]["arch_string"])
+    assert evaluator.evaluate(best).metrics["accuracy"] == pytest.approx(accuracies[0], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_space_options_reach_the_supernet_and_the_checkpoint(
+    fashion_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "d.pt"
+    args = ["--method", "darts", "--space", "darts", "--data", str(fashion_mnist_dir), "--subset", "64",
+            "--batch-size", "32", "--epochs", "1", "--C", "4", "--cells", "3", "--device", "cpu",
+            "--checkpoint", str(ckpt)]
+    out = _run(capsys, *args, "--space-option", "ops=[sep_conv_3x3, skip_connect]")
+    assert out["space_options"] == {"ops": ["sep_conv_3x3", "skip_connect"]}
+    default = nasforge.create_space("darts")
+    genotype = default.genotype(default.from_string(out["arch_string"]))  # type: ignore[attr-defined]
+    assert {op for op, _ in genotype.normal + genotype.reduce} <= {"sep_conv_3x3", "skip_connect"}
+    assert load_checkpoint(ckpt)["supernet"]["space_options"]["ops"] == ["sep_conv_3x3", "skip_connect"]
+    assert main(["oneshot", *args, "--resume", "--space-option", "ops=[sep_conv_3x3, max_pool_3x3]"]) == 2
+    assert "space option ops: checkpoint ['sep_conv_3x3', 'skip_connect'] vs now" in capsys.readouterr().err
+
+
 def test_bad_flags_give_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["oneshot", "--method", "ofa", "--space", "nb201"]) == 2
     assert "trains the elastic space" in capsys.readouterr().err
@@ -67,6 +122,10 @@ def test_bad_flags_give_one_clear_error(capsys: pytest.CaptureFixture[str]) -> N
     assert "--epochs must be a positive integer" in capsys.readouterr().err
     assert main(["oneshot", "--method", "darts", "--search-trials", "3"]) == 2
     assert "spos and ofa only" in capsys.readouterr().err
+    assert main(["oneshot", "--method", "darts", "--top-k", "3"]) == 2
+    assert "--top-k and --rank-out need --rank N" in capsys.readouterr().err
+    assert main(["oneshot", "--method", "darts", "--rank", "0"]) == 2
+    assert "--rank must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["oneshot", "--help"])
     assert "--method" in capsys.readouterr().out

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
-from oneshot_helpers import one_thread, state_equal, tiny_splits, tiny_supernet
+from oneshot_helpers import ELASTIC_TINY, one_thread, state_equal, tiny_splits, tiny_supernet
 
 import nasforge
 from nasforge.errors import ConfigError
@@ -12,6 +14,8 @@ from nasforge.oneshot.darts import Darts
 from nasforge.oneshot.gdas import tau_at
 from nasforge.oneshot.methods import create_search, list_methods
 from nasforge.oneshot.ofa import Ofa
+from nasforge.oneshot.supernet import seeded_supernet
+from nasforge.spaces.elastic import ElasticSpace, StageSpec
 from nasforge.trial import Trial
 
 __all__ = ["one_thread"]
@@ -86,6 +90,51 @@ def test_second_order_gradient_matches_exact_unrolled_gradient() -> None:
     assert Darts(net, splits, order=2, batch_size=16).config.hvp_r == 0.01  # the paper's default
 
 
+def test_second_order_virtual_step_includes_momentum_and_weight_decay() -> None:
+    """After real steps with momentum, the virtual step must be the optimizer's next step:
+    ``w' = w - xi * (momentum * buf + grad + decay * w)`` (as in DARTS' code), checked against
+    autograd through exactly that step."""
+    _, net = tiny_supernet("nb201")
+    net = net.double()
+    splits = tiny_splits(64, 16)
+    momentum, decay = 0.9, 0.05  # a decay far above the default, so its term is visible
+    search = Darts(net, splits, epochs=1, batch_size=16, order=2, w_momentum=momentum,
+                   w_weight_decay=decay, hvp_r=1e-6, device="cpu")
+    net.train()
+    net.set_mode("softmax")
+    train = [(x.double(), y) for x, y in search.train_batches.epoch(0)]
+    (xv, yv), = [(x.double(), y) for x, y in search.valid_batches.epoch(0)]
+    for batch in train[:3]:  # real steps fill the momentum buffers
+        search.train_step(batch, (xv, yv))
+    weights = net.weight_parameters()
+    buffers = [search.w_opt.state[w].get("momentum_buffer") for w in weights]
+    assert all(b is not None for b in buffers) and any(float(b.abs().sum()) > 0 for b in buffers)
+    x, y = train[3]
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    approx, _ = search.second_order_grads((x, y), (xv, yv))
+    net.load_state_dict(state)
+
+    names = [n for n, p in net.named_parameters() if not n.startswith("alphas.")]
+    ce = torch.nn.functional.cross_entropy
+    grads = torch.autograd.grad(ce(net(x), y), weights, create_graph=True)
+    xi = search.w_lr
+
+    def exact(with_terms: bool) -> list[torch.Tensor]:
+        unrolled = {}
+        for n, w, g, b in zip(names, weights, grads, buffers):
+            step = g + decay * w + momentum * b if with_terms else g
+            unrolled[n] = w - xi * step
+        unrolled.update({f"alphas.{k}": p for k, p in net.alphas.items()})
+        out = torch.func.functional_call(net, {**unrolled, **dict(net.named_buffers())}, (xv,))
+        return list(torch.autograd.grad(ce(out, yv), net.arch_parameters(), retain_graph=True))
+
+    for a, e in zip(approx, exact(True)):
+        assert torch.allclose(a, e, rtol=1e-5, atol=1e-8), (a, e)
+    # The terms matter here: leaving them out gives a clearly different hypergradient.
+    plain = exact(False)
+    assert any(not torch.allclose(a, e, rtol=1e-3, atol=1e-6) for a, e in zip(approx, plain))
+
+
 def test_gdas_temperature_schedule_and_sampling() -> None:
     assert tau_at(0, 5, 10.0, 0.1) == 10.0
     assert tau_at(4, 5, 10.0, 0.1) == pytest.approx(0.1)
@@ -156,6 +205,34 @@ def test_ofa_progressive_shrinking_and_sandwich_training() -> None:
     x = torch.randn(2, 1, 16, 16)
     search.supernet.set_arch(result.arch)
     assert torch.allclose(search.supernet(x), search.supernet.extract(result.arch).eval()(x), atol=1e-5)
+
+
+def test_ofa_depth_phase_widens_one_depth_at_a_time() -> None:
+    """OFA's elastic depth with depths (2, 3, 4): {4} -> {4, 3} -> {4, 3, 2}, checked on the
+    sub-networks actually trained in each epoch, not only on the schedule."""
+    space = ElasticSpace(depths=(2, 3, 4), expand_ratios=(2, 3), kernel_sizes=(3, 5),
+                         stages=[StageSpec(8, 2, "relu", False), StageSpec(8, 2, "relu", False)])
+    net = seeded_supernet(space, 0, **ELASTIC_TINY)
+    search = create_search("ofa", net, tiny_splits(32, 32, size=16), epochs=4, batch_size=16,
+                           phase_epochs=[1, 1, 2, 0], search_trials=1, bn_batches=1,
+                           eval_batch_size=32, device="cpu")
+    assert isinstance(search, Ofa)
+    assert [search.elastic_at(e).depths for e in range(4)] == [(4,), (4,), (3, 4), (2, 3, 4)]
+    assert [search.elastic_at(e).phase for e in range(4)] == ["full", "kernel", "depth", "depth"]
+    seen: dict[int, set[int]] = {}
+    sample = search.sample
+
+    def spy(which: str) -> Any:
+        arch = sample(which)
+        seen.setdefault(search.epoch, set()).update(
+            int(arch[space.depth_name(s)]) for s in range(len(space.stages)))
+        return arch
+
+    search.sample = spy  # type: ignore[method-assign]
+    search.run()
+    # Epoch 2 may use depth 3 and 4 but never 2; epoch 3 uses 2 (the smallest net of the sandwich).
+    assert seen[0] == {4} and seen[1] == {4}
+    assert seen[2] == {3, 4} and seen[3] >= {2, 4}
 
 
 def test_ofa_phase_lengths_and_rules_are_validated() -> None:

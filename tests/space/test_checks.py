@@ -19,10 +19,12 @@ from nasforge.space import Architecture, Choice, SearchSpace
 from nasforge.space.checks import (
     CHECKS,
     Finding,
+    check_channels,
     check_space,
     width_profile,
     worst_level,
 )
+from nasforge.spaces.macro import layer_filters, layer_op, layer_skip
 
 
 class Gate(nn.Module):
@@ -150,12 +152,49 @@ def test_bad_arguments() -> None:
         Finding("size", "bad", "message")
 
 
+def _macro(layers: list[tuple[str, int]], skips: set[tuple[int, int]]) -> Architecture:
+    values: dict[str, Any] = {"num_layers": len(layers)}
+    for j, (op, filters) in enumerate(layers):
+        values[layer_op(j)] = op
+        values[layer_filters(j)] = filters
+        values.update({layer_skip(j, i): (i, j) in skips for i in range(j - 1)})
+    return nasforge.create_space("macro").make(values)
+
+
+@pytest.mark.parametrize("skips", [set(), {(0, 4), (1, 5), (2, 7), (0, 8)}])
+def test_a_network_that_narrows_after_a_reduction_warns(skips: set[tuple[int, int]]) -> None:
+    """64 filters, then 16 after the reduction: side branches (the 64-wide inputs of skip
+    projections, a strided pool's 64-wide output before its 1x1 projection) must not hide it."""
+    space = nasforge.create_space("macro")
+    layers = [("nor_conv_3x3", 64)] * 3 + [("max_pool_3x3", 16)] + [("nor_conv_3x3", 16)] * 5
+    arch = _macro(layers, skips)
+    finding = check_channels(space, [arch], {"width_mult": 0.25}, seed=0)
+    assert finding.level == "warn", finding
+    assert finding.data["measured"] == ["main path"]
+    assert "32x32:16, 16x16:4, 8x8:4" in finding.message
+    widening = _macro([("nor_conv_3x3", 16)] * 3 + [("max_pool_3x3", 32)] * 3 + [("nor_conv_3x3", 64)] * 3,
+                      skips)
+    assert check_channels(space, [widening], {"width_mult": 0.25}, seed=0).level == "ok"
+
+
+def test_width_profile_of_given_modules_counts_only_their_outputs() -> None:
+    model = ToySpace().build(ToySpace().sample(0))
+    # Only the stride-2 conv: its 16-channel input at 8x8 is not counted.
+    strided = list(model.children())[2]
+    assert width_profile(model, torch.randn(1, 3, 8, 8), [strided]) == {(4, 4): 4}
+
+
 def test_registered_spaces() -> None:
     results = {name: by_check(check_space(nasforge.create_space(name), samples=4))
                for name in ("darts", "macro", "elastic")}
+    # Default macro layers pick widths freely, so some sample networks narrow after a reduction.
+    assert results["macro"]["channels"].level == "warn"
+    results["macro monotone"] = by_check(check_space(
+        nasforge.create_space("macro", monotone_filters=True), samples=4))
     for name, found in results.items():
         for check in ("expressiveness", "identity", "channels", "size"):
-            assert found[check].level == "ok", (name, found[check])
+            if (name, check) != ("macro", "channels"):
+                assert found[check].level == "ok", (name, found[check])
     assert results["darts"]["degenerate"].level == "ok"
     assert results["elastic"]["identity"].message.startswith("residual")
     # The macro space's 'none' layers cut some networks off their input.
@@ -186,3 +225,15 @@ def test_cli_check(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Monke
     assert main(["spaces", "check", "one", "--samples", "2"]) == 1  # a failing check
     assert main(["spaces", "check"]) == 2
     assert "needs a space name" in capsys.readouterr().err
+
+
+def test_cli_draw_refuses_parts_the_space_does_not_have(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "m.svg")
+    assert main(["spaces", "draw", "macro", "sample:0", "-o", out, "--part", "reduce"]) == 2
+    assert "space 'macro' draws its whole network and has no parts; drop --part 'reduce'" in (
+        capsys.readouterr().err)
+    assert main(["spaces", "draw", "darts", "sample:0", "-o", out, "--part", "cell"]) == 2
+    assert "unknown part of space 'darts' 'cell'; allowed: 'normal', 'reduce'" in capsys.readouterr().err
+    assert main(["spaces", "draw", "darts", "sample:0", "-o", out, "--part", "reduce", "--json"]) == 0

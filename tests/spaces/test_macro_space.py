@@ -184,3 +184,45 @@ def test_default_ops_are_registered_names() -> None:
     from nasforge.ops import OPS
 
     assert set(MACRO_OPS) <= set(OPS)
+
+
+def test_monotone_filters_keep_widths_from_shrinking() -> None:
+    small = MacroSpace(min_layers=1, max_layers=3, filters=(2, 4, 6), ops=("skip_connect", "none"),
+                       monotone_filters=True)
+    archs = list(small.enumerate())
+    # Widths of L layers: multisets of size L from 3 values; L = 1, 2, 3 (one skip bit at L = 3).
+    assert len(archs) == len(set(archs)) == small.size() == 2 * 3 + 4 * 6 + 8 * 10 * 2
+    space = MacroSpace(monotone_filters=True)
+    assert space.size() < nasforge.create_space("macro").size()
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        a, b = space.sample(rng), space.sample(rng)
+        for arch in (a, space.mutate(a, rng), space.crossover(a, b, rng), *space.neighbors(a)[:5]):
+            widths = [f for _, f, _ in space.layers(arch)]
+            assert widths == sorted(widths)
+    narrowing = make(MacroSpace(), [("nor_conv_3x3", 64)] + [("nor_conv_3x3", 16)] * 7, set())
+    with pytest.raises(InvalidArchitectureError, match="layer 1 has 16 filters, fewer than layer 0's 64"):
+        space.make(dict(narrowing))
+    # Completing it (what strategies that choose decision by decision do) sorts the widths.
+    repaired = space.complete(dict(narrowing))
+    assert [f for _, f, _ in space.layers(repaired)] == [16] * 7 + [64]
+
+
+def test_options_rebuild_the_same_space() -> None:
+    space = MacroSpace(min_layers=2, max_layers=4, filters=(8, 16), skips=False, monotone_filters=True)
+    options = space.options()
+    assert options == {"min_layers": 2, "max_layers": 4, "filters": [8, 16],
+                       "ops": list(MACRO_OPS), "skips": False, "monotone_filters": True}
+    again = nasforge.create_space("macro", **options)
+    assert isinstance(again, MacroSpace)
+    assert again.options() == options and again.size() == space.size()
+    with pytest.raises(ConfigError, match="monotone_filters must be true or false"):
+        MacroSpace(monotone_filters="yes")  # type: ignore[arg-type]
+
+
+def test_main_path_is_the_stem_and_the_layers(space: MacroSpace) -> None:
+    model = space.build(space.sample(3), width_mult=0.25)
+    path = model.main_path()
+    assert path[0] is model.stem and path[1:] == list(model.ops)
+    with pytest.raises(ConfigError, match="no parts; got part 'reduce'"):
+        space.graph(space.sample(3), part="reduce")

@@ -5,6 +5,10 @@ The defaults finish in a few minutes on two CPU cores: Fashion-MNIST (28x28x1), 
 subset split half for the weights and half for the architecture, 3 epochs, and small supernets
 (NAS-Bench-201: C=8, one cell per stage; DARTS: C=8, 5 cells; elastic: width 0.25). The papers'
 settings are reachable with the flags (``--epochs 50 --subset 50000 --C 16 --cells 5``).
+
+``--space-option K=V`` sets the space's options (parsed like ``nasforge search``'s); they are
+stored in the checkpoint. ``--rank N`` then scores N architectures with the trained supernet's
+weights and lists the best ``--top-k`` (``--rank-out FILE``: as JSON).
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ def register(sub: Any) -> None:
     p.add_argument("--method", required=True, choices=sorted(METHODS),
                    help="darts (1st order), darts2 (2nd order), gdas, spos, enas, ofa (elastic space)")
     p.add_argument("--space", default="nb201", help="search space with a supernet: nb201 (default), darts, elastic")
+    p.add_argument("--space-option", action="append", metavar="K=V",
+                   help="space option, repeatable (as for `nasforge search`, e.g. "
+                   "ops=[sep_conv_3x3,skip_connect]); stored in the checkpoint")
     p.add_argument("--dataset", default="fashion_mnist", help="dataset name (default fashion_mnist)")
     p.add_argument("--data", metavar="DIR", help="directory holding the dataset files")
     p.add_argument("--epochs", type=int, default=3, help="search epochs (default 3; papers: 50)")
@@ -62,6 +69,14 @@ def register(sub: Any) -> None:
     p.add_argument("--checkpoint", metavar="PATH", help="save the search state here after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     p.add_argument("--nb201", metavar="PATH", help="NAS-Bench-201 table (directory or CSV) for the lookup")
+    p.add_argument("--rank", type=int, metavar="N",
+                   help="after training, score N architectures with the supernet's weights (BatchNorm "
+                   "recalibrated per architecture): the chosen one and N-1 random ones, or the whole "
+                   "space when it holds at most N")
+    p.add_argument("--top-k", type=int, metavar="K", help="architectures listed in the ranking (default 10)")
+    p.add_argument("--rank-out", metavar="FILE",
+                   help="write the ranking as JSON (rank, architecture, inherited accuracy and, for "
+                   "nb201 with the table, the NAS-Bench-201 CIFAR-10 accuracy)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the result as JSON (stdout if no FILE)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -131,6 +146,38 @@ def lookup_nb201(arch_string: str, table: tuple[Path, Any] | None) -> dict[str, 
     }
 
 
+def rank_after_search(
+    search: Any, chosen: Any, count: int, top_k: int, table: tuple[Path, Any] | None
+) -> dict[str, Any]:
+    """Score ``count`` architectures (``chosen`` first) on the trained supernet; the top ``top_k``.
+
+    BatchNorm recalibration and evaluation follow the method's sub-network search settings where
+    it has them (SPOS, OFA), else the weight_sharing evaluator's defaults (4 batches, all images).
+    """
+    from nasforge.oneshot.ranking import candidate_architectures, rank_architectures
+    from nasforge.utils.rng import derive_seed
+
+    cfg = search.config
+    archs = candidate_architectures(search.space, count, derive_seed(cfg.seed, "rank"), [chosen])
+    bn_batches = int(getattr(cfg, "bn_batches", 4))
+    records = rank_architectures(
+        search.supernet, search.splits, archs, bn_batches=bn_batches,
+        eval_samples=getattr(cfg, "eval_samples", None),
+        batch_size=int(getattr(cfg, "eval_batch_size", 256)), device=str(search.device),
+    )
+    chosen_string = search.space.to_string(chosen)
+    chosen_rank = next((r["rank"] for r in records if r["arch_string"] == chosen_string), None)
+    top = records[:top_k]
+    if table is not None:
+        for r in top:
+            rec = lookup_nb201(r["arch_string"], table)
+            assert rec is not None
+            r["nb201_cifar10_test_acc_200"] = rec["cifar10_test_acc_200"]
+    return {"scored": len(records), "top_k": len(top), "bn_batches": bn_batches,
+            "chosen_rank": chosen_rank, "nb201_table": None if table is None else str(table[0]),
+            "ranking": top}
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the oneshot command."""
     import torch
@@ -139,12 +186,14 @@ def run(args: argparse.Namespace) -> int:
     from nasforge.oneshot.methods import create_search
     from nasforge.oneshot.supernet import seeded_supernet
 
-    for name in ("epochs", "subset", "batch_size", "cells", "C", "search_trials"):
+    for name in ("epochs", "subset", "batch_size", "cells", "C", "search_trials", "rank", "top_k"):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     if args.resume and not args.checkpoint:
         raise ConfigError("--resume needs --checkpoint PATH")
+    if args.rank is None and (args.top_k is not None or args.rank_out is not None):
+        raise ConfigError("--top-k and --rank-out need --rank N (how many architectures to score)")
     if args.method == "ofa" and args.space != "elastic":
         raise ConfigError(f"--method ofa trains the elastic space; got --space {args.space!r}")
     if args.space == "elastic" and args.method != "ofa":
@@ -170,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
                  "train_subset": half, "val_subset": half, "seed": args.seed}
     splits = make_splits(args.dataset, data_dir=args.data, val_size=0.5, train_subset=half,
                          val_subset=half, seed=args.seed)
-    space = SPACES.create(args.space)
+    space_options = parse_options(args.space_option)
+    space = SPACES.create(args.space, **space_options)
     build = build_options(args, info.in_channels, info.num_classes)
     supernet = seeded_supernet(space, args.seed, **build)
     device = resolve_device(args.device)
@@ -190,10 +240,18 @@ def run(args: argparse.Namespace) -> int:
                       f"{device}, {torch.get_num_threads()} threads)")
     result = search.run(resume=args.resume, on_epoch=on_epoch)
     out = result.to_dict()
-    out.update(space=args.space, dataset=args.dataset, build=build, device=device,
-               checkpoint=args.checkpoint)
+    out.update(space=args.space, space_options=space_options, dataset=args.dataset, build=build,
+               device=device, checkpoint=args.checkpoint)
     if args.space == "nb201":
         out["nb201"] = lookup_nb201(result.arch_string, table)
+    if args.rank is not None:
+        if not quiet:
+            console.print(f"ranking {args.rank} architectures with the supernet's weights")
+        out["ranking"] = rank_after_search(search, result.arch, args.rank, args.top_k or 10, table)
+        if args.rank_out:
+            write_json({"method": args.method, "space": args.space, "space_options": space_options,
+                        "build": build, "dataset": args.dataset, "checkpoint": args.checkpoint,
+                        **out["ranking"]}, args.rank_out)
     if not quiet:
         _print_result(out)
     if args.json:
@@ -215,3 +273,24 @@ def _print_result(out: dict[str, Any]) -> None:
             console.print(f"  NAS-Bench-201 #{rec['index']}: published CIFAR-10 test accuracy "
                           f"(200 epochs) {rec['cifar10_test_acc_200']:.2f} %, "
                           f"{rec['params_m']:.3f} M params", soft_wrap=True)
+    if "ranking" in out:
+        _print_ranking(out["ranking"])
+
+
+def _print_ranking(ranking: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    nb201 = ranking["nb201_table"] is not None
+    table = Table(title=f"top {ranking['top_k']} of {ranking['scored']} architectures by inherited "
+                  f"accuracy (the chosen one ranks {ranking['chosen_rank']})")
+    table.add_column("rank", justify="right")
+    table.add_column("inherited acc %", justify="right")
+    if nb201:
+        table.add_column("NB201 CIFAR-10 %", justify="right")
+    table.add_column("architecture", overflow="fold", min_width=24)
+    for r in ranking["ranking"]:
+        cells = [str(r["rank"]), f"{r['inherited_accuracy']:.2f}"]
+        if nb201:
+            cells.append(f"{r['nb201_cifar10_test_acc_200']:.2f}")
+        table.add_row(*cells, r["arch_string"])
+    console.print(table)

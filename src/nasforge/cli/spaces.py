@@ -15,7 +15,7 @@ from rich.table import Table
 
 from nasforge.cli.common import console, write_json
 from nasforge.config import parse_options
-from nasforge.errors import ConfigError, NasforgeError
+from nasforge.errors import ConfigError, NasforgeError, unknown
 from nasforge.registry import SPACES
 
 ACTIONS = ("list", "check", "draw")
@@ -41,7 +41,8 @@ def register(sub: Any) -> None:
                    help="architectures sampled by the checks (default 20)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the sampled architectures (default 0)")
-    p.add_argument("--part", help="which part to draw (DARTS: normal or reduce)")
+    p.add_argument("--part", help="which part to draw, for spaces that have parts (DARTS: normal or "
+                   "reduce); others draw the whole network")
     p.add_argument("-o", "--output", metavar="FILE", help="picture file for draw (.png or .svg)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the result as JSON (stdout if no FILE)")
@@ -123,10 +124,23 @@ def _run_check(args: argparse.Namespace) -> int:
     return 1 if worst == "fail" else 0
 
 
+def _check_part(space: Any, part: str | None) -> None:
+    """Refuse a ``--part`` the space does not have (spaces list theirs in ``graph_parts``)."""
+    if part is None:
+        return
+    parts = tuple(getattr(space, "graph_parts", ()) or ())
+    if not parts:
+        raise ConfigError(f"space {space.name!r} draws its whole network and has no parts; drop "
+                          f"--part {part!r}")
+    if part not in parts:
+        raise unknown(f"part of space {space.name!r}", part, parts)
+
+
 def _run_draw(args: argparse.Namespace) -> int:
     from nasforge.report.diagrams import draw
 
     space = _make_space(args)
+    _check_part(space, args.part)
     if not args.arch:
         raise ConfigError("'nasforge spaces draw NAME ARCH' needs an architecture (or sample:SEED)")
     if not args.output:

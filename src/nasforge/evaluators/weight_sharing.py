@@ -23,7 +23,11 @@ from nasforge.data.splits import DataSplits, make_splits
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import EvalContext, Evaluator
 from nasforge.oneshot.batches import Batch, first_batches
-from nasforge.oneshot.checkpoint import load_checkpoint, supernet_from_checkpoint
+from nasforge.oneshot.checkpoint import (
+    check_space_options,
+    load_checkpoint,
+    supernet_from_checkpoint,
+)
 from nasforge.oneshot.evaluation import evaluate_arch
 from nasforge.oneshot.supernet import Supernet
 from nasforge.registry import EVALUATORS
@@ -110,6 +114,9 @@ class WeightSharingEvaluator(Evaluator):
             raise ConfigError(
                 f"the weight_sharing evaluator's supernet is of space {expected!r}, not {space.name!r}"
             )
+        if self.supernet is None:
+            # Fail at once, not at the first trial, when the search's space has other options.
+            check_space_options(self._state()["supernet"].get("space_options"), space)
         self.space = space
         return self
 

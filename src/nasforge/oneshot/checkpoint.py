@@ -1,6 +1,6 @@
 """Supernet checkpoints: one file with everything a one-shot search needs to continue exactly.
 
-A checkpoint holds the supernet's identity (space and build options) and ``state_dict`` (weights and
+A checkpoint holds the supernet's identity (space, space options and build options) and ``state_dict`` (weights and
 architecture parameters), the optimizers and schedulers, every random generator, the position in the
 run (epoch, step within it, global step), the history so far and the method's own extra state. It
 is written to a temporary file and renamed, so a crash while saving leaves the previous checkpoint
@@ -9,7 +9,9 @@ intact. Loading uses ``torch.load(weights_only=True)``: only tensors and plain d
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,26 +49,112 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return state
 
 
+_UNSET = object()
+
+
+def _plain(value: Any) -> Any:
+    # Checkpoints hold lists where the live objects hold tuples; compare the JSON forms.
+    return json.loads(json.dumps(value, default=repr))
+
+
+def _differences(label: str, stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    theirs, mine = _plain(dict(stored)), _plain(dict(current))
+    return [
+        f"{label} {key}: checkpoint {theirs.get(key, '(unset)')!r} vs now {mine.get(key, '(unset)')!r}"
+        for key in sorted(set(theirs) | set(mine))
+        if theirs.get(key, _UNSET) != mine.get(key, _UNSET)
+    ]
+
+
+def check_space_options(stored: Any, space: Any) -> None:
+    """Refuse ``space`` when its options differ from a checkpoint's recorded ones (each named).
+
+    Nothing is compared when either side is unknown (None: a checkpoint written before options
+    were recorded, or a space without an ``options()`` method).
+    """
+    from nasforge.oneshot.supernet import space_options
+
+    mine = space_options(space)
+    if not isinstance(stored, Mapping) or mine is None:
+        return
+    diff = _differences("space option", stored, mine)
+    if diff:
+        raise ConfigError(f"the checkpoint's supernet was made with other space options ({'; '.join(diff)})")
+
+
+def supernet_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """What differs between two supernet identities (:meth:`Supernet.describe`), one phrase each."""
+    if stored.get("space") != current.get("space"):
+        return [f"space: checkpoint {stored.get('space')!r} vs now {current.get('space')!r}"]
+    out: list[str] = []
+    theirs, mine = stored.get("space_options"), current.get("space_options")
+    if isinstance(theirs, Mapping) and isinstance(mine, Mapping):
+        out += _differences("space option", theirs, mine)
+    out += _differences("build option", stored.get("kwargs") or {}, current.get("kwargs") or {})
+    return out
+
+
+def load_supernet_weights(net: Any, model: Mapping[str, Any], options_known: bool = True) -> None:
+    """Load a checkpoint's ``model`` state into ``net``, or say in one line why it does not fit.
+
+    A supernet built with other space or build options has other weights; the error names the
+    first missing, unexpected and differently shaped entries instead of PyTorch's long report.
+    """
+    target = net.state_dict()
+    missing = [k for k in target if k not in model]
+    unexpected = [k for k in model if k not in target]
+    shapes = [
+        f"{k} {tuple(model[k].shape)} vs {tuple(target[k].shape)}"
+        for k in target
+        if k in model and getattr(model[k], "shape", None) != target[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = [f"{label} {len(items)} (e.g. {', '.join(items[:2])})"
+                 for label, items in (("missing", missing), ("unexpected", unexpected),
+                                      ("other shape", shapes)) if items]
+        hint = "it was made with other space or build options"
+        if not options_known:
+            hint = (f"the checkpoint does not record the options of space {net.space.name!r} (it has no "
+                    "options() method), so pass the space it was made with")
+        raise ConfigError(
+            f"the checkpoint's weights do not fit this {net.space.name!r} supernet ({'; '.join(parts)}): "
+            f"{hint}"
+        )
+    net.load_state_dict(dict(model))
+
+
 def supernet_from_checkpoint(state: dict[str, Any], space: Any = None) -> Any:
     """Rebuild the supernet a checkpoint describes and load its weights.
 
-    ``space`` (a SearchSpace) is used when given and must match the stored space name; otherwise
-    the registered space of that name is created with default options.
+    Without ``space`` the registered space of the stored name is created with the stored space
+    options. A given ``space`` must have the stored name and, where both are known, the stored
+    options (a ConfigError names each option that differs).
     """
     from nasforge.registry import SPACES
 
     ident = state.get("supernet")
     if not isinstance(ident, dict) or "space" not in ident:
         raise ConfigError("the checkpoint does not say which supernet it holds")
+    stored = ident.get("space_options")
     if space is None:
-        space = SPACES.create(str(ident["space"]))
+        space = SPACES.create(str(ident["space"]), **dict(stored or {}))
     elif space.name != ident["space"]:
         raise ConfigError(
             f"the checkpoint holds a supernet of space {ident['space']!r}, not {space.name!r}"
         )
+    else:
+        check_space_options(stored, space)
     net = space.supernet(**dict(ident.get("kwargs", {})))
-    net.load_state_dict(state["model"])
+    load_supernet_weights(net, state["model"], options_known=isinstance(stored, Mapping))
     return net
 
 
-__all__ = ["FORMAT", "load_checkpoint", "save_checkpoint", "supernet_from_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "check_space_options",
+    "load_checkpoint",
+    "load_supernet_weights",
+    "save_checkpoint",
+    "supernet_differences",
+    "supernet_from_checkpoint",
+]

@@ -27,7 +27,12 @@ from torch import nn
 from nasforge.data.splits import DataSplits
 from nasforge.errors import ConfigError
 from nasforge.oneshot.batches import Batch, EpochBatches
-from nasforge.oneshot.checkpoint import load_checkpoint, save_checkpoint
+from nasforge.oneshot.checkpoint import (
+    load_checkpoint,
+    load_supernet_weights,
+    save_checkpoint,
+    supernet_differences,
+)
 from nasforge.oneshot.supernet import Supernet
 from nasforge.space.architecture import Architecture
 from nasforge.utils.device import resolve_device
@@ -403,11 +408,12 @@ class OneShotSearch(ABC):
         if diff:
             detail = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs now {mine[k]!r}" for k in diff)
             raise ConfigError(f"the checkpoint was made with other settings ({detail})")
-        if state.get("supernet") != self.supernet.describe():
-            raise ConfigError(
-                f"the checkpoint holds supernet {state.get('supernet')!r}, not {self.supernet.describe()!r}"
-            )
-        self.supernet.load_state_dict(state["model"])
+        stored = state.get("supernet") or {}
+        other = supernet_differences(stored, self.supernet.describe())
+        if other:
+            raise ConfigError(f"the checkpoint holds another supernet ({'; '.join(other)})")
+        load_supernet_weights(self.supernet, state["model"],
+                              options_known=isinstance(stored.get("space_options"), dict))
         self.w_opt.load_state_dict(state["w_opt"])
         self.w_sched.load_state_dict(state["w_sched"])
         if self.a_opt is not None:

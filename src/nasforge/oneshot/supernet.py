@@ -20,6 +20,8 @@ consults that registry.
 
 from __future__ import annotations
 
+import inspect
+import json
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -313,8 +315,37 @@ class Supernet(nn.Module):
         return net.to(next(self.parameters()).device)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able identity of this supernet: space name and build options (for checkpoints)."""
-        return {"space": self.space.name, "kwargs": dict(self.build_kwargs)}
+        """JSON-able identity of this supernet (for checkpoints): the space's name and constructor
+        options (:func:`space_options`; None when the space cannot report them) and the build
+        options."""
+        return {"space": self.space.name, "space_options": space_options(self.space),
+                "kwargs": dict(self.build_kwargs)}
+
+
+def space_options(space: SearchSpace) -> dict[str, Any] | None:
+    """The constructor options of ``space`` as plain JSON data (tuples become lists), or None.
+
+    Spaces report them with an ``options()`` method (``SPACES.create(name, **options)`` makes the
+    same space again). A space whose constructor takes no arguments has none (``{}``); any other
+    space without ``options()`` gives None: its checkpoints cannot rebuild it with its options.
+    """
+    report = getattr(space, "options", None)
+    if callable(report):
+        options = report()
+        try:
+            plain = json.loads(json.dumps(options))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"space {space.name!r} reports options that are not plain JSON data ({exc}): {options!r}"
+            ) from None
+        if not isinstance(plain, dict):
+            raise ConfigError(f"space {space.name!r}: options() must return a mapping, got {options!r}")
+        return plain
+    params = [
+        p for name, p in inspect.signature(type(space).__init__).parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    return None if params else {}
 
 
 def _param_name(key: str) -> str:
@@ -403,5 +434,6 @@ __all__ = [
     "check_arch",
     "register_supernet",
     "seeded_supernet",
+    "space_options",
     "supernet_spaces",
 ]

@@ -6,8 +6,12 @@ Each check returns a :class:`Finding` (``ok`` / ``warn`` / ``fail`` plus a messa
   name registered ops), or which numeric hyper-parameters vary when no op is named;
 * ``identity`` - whether an identity/skip option exists (skip ops, boolean ``skip`` decisions, or
   residuals built into every network, declared by a space attribute ``builtin_residuals = True``);
-* ``channels`` - from sample networks run on the space's example input: the widest activation at
-  each resolution must not shrink as the resolution drops;
+* ``channels`` - from sample networks run on the space's example input: the widest main-path
+  activation at each resolution must not shrink as the resolution drops. A network names its
+  main path with a ``main_path()`` method (the modules whose outputs are the successive layer
+  outputs); side branches such as skip projections then do not count, since a wide tensor that
+  only feeds a projection would hide a narrowing layer. Networks without one are measured on
+  every module's inputs and outputs;
 * ``size`` - the exact ``size()`` (or the product of option counts as an upper bound);
 * ``degenerate`` - the fraction of sampled architectures whose output cannot depend on the input.
   A space may define ``is_degenerate(arch)``; otherwise each sample is built and run on two
@@ -154,8 +158,20 @@ def _example_input(space: SearchSpace, batch: int, seed: int) -> Any:
     return torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
 
 
-def width_profile(model: Any, x: Any) -> dict[tuple[int, int], int]:
-    """Widest activation (channels) at each spatial size, seen by every module during forward."""
+def main_path(model: Any) -> list[Any] | None:
+    """The modules of ``model``'s main path (its ``main_path()`` method), None when it has none."""
+    method = getattr(model, "main_path", None)
+    return list(method()) if callable(method) else None
+
+
+def width_profile(
+    model: Any, x: Any, modules: Sequence[Any] | None = None
+) -> dict[tuple[int, int], int]:
+    """Widest activation (channels) at each spatial size during a forward pass of ``x``.
+
+    With ``modules`` only their outputs count (a network's main path); without, the inputs and
+    outputs of every module.
+    """
     import torch
 
     widest: dict[tuple[int, int], int] = {}
@@ -169,10 +185,12 @@ def width_profile(model: Any, x: Any) -> dict[tuple[int, int], int]:
                 note(item)
 
     def hook(_module: Any, inputs: Any, output: Any) -> None:
-        note(inputs)
+        if modules is None:
+            note(inputs)
         note(output)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    watched = list(model.modules()) if modules is None else list(modules)
+    handles = [m.register_forward_hook(hook) for m in watched]
     try:
         with torch.no_grad():
             model(x)
@@ -196,22 +214,26 @@ def check_channels(
     space: SearchSpace, archs: Sequence[Architecture], build_kwargs: Mapping[str, Any] | None,
     seed: int,
 ) -> Finding:
-    """Widths must not shrink as resolution drops, in each sample network."""
+    """Main-path widths must not shrink as resolution drops, in each sample network."""
     import torch
 
     kwargs = _build_kwargs(space, build_kwargs)
     bad: list[str] = []
     profiles = []
+    measured = set()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for arch in archs:
             model = space.build(arch, **kwargs)
             model.eval()
-            profile = width_profile(model, _example_input(space, 1, seed))
+            path = main_path(model)
+            measured.add("main path" if path is not None else "every module")
+            profile = width_profile(model, _example_input(space, 1, seed), path)
             profiles.append(_describe(profile))
             if not _monotone(profile):
                 bad.append(_describe(profile))
-    data = {"networks": len(archs), "shrinking": len(bad), "profiles": profiles}
+    data = {"networks": len(archs), "shrinking": len(bad), "profiles": profiles,
+            "measured": sorted(measured)}
     if not archs:
         return Finding("channels", "warn", "no sample networks to inspect", data)
     if bad:
@@ -321,6 +343,7 @@ __all__ = [
     "check_size",
     "check_space",
     "generic_is_degenerate",
+    "main_path",
     "width_profile",
     "worst_level",
 ]

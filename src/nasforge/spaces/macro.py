@@ -19,17 +19,27 @@ projected by a 1x1 ReLU-conv-BN when its width differs. The op maps the input wi
 ``filters`` (the registry ops insert a 1x1 projection for pooling/identity when widths differ).
 The resolution halves at layers ``k * num_layers // (reductions + 1)`` for ``k = 1..reductions``
 (default: 1/3 and 2/3 depth), where the op is strided.
+
+Widths: by default every layer picks its width freely, as in Zoph & Le's layer-wise space, so a
+network may get narrower after a reduction (the ``channels`` design check warns about such
+networks). ``monotone_filters=True`` keeps every layer at least as wide as the one before it, so
+widths never shrink, at a reduction or anywhere else, whatever the build's ``reductions``; invalid
+combinations are repaired by sorting the layer widths (same multiset of widths, ascending).
+It is not the default: it would change the size and the samples of the default space and make
+architectures stored from it invalid.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from nasforge.errors import ConfigError, allowed
+from nasforge.errors import ConfigError, InvalidArchitectureError, allowed
 from nasforge.ops.registry import OPS, ReLUConvBN, create_op
 from nasforge.registry import SPACES
 from nasforge.space.architecture import Architecture
@@ -118,6 +128,13 @@ class MacroNetwork(nn.Module):
             c_in = filters
         self.classifier = nn.Linear(c_in, num_classes)
 
+    def main_path(self) -> list[nn.Module]:
+        """The modules whose outputs are the network's successive layer outputs (stem, layers).
+
+        Skip projections are side branches: the design checks measure widths on this path only.
+        """
+        return [self.stem, *self.ops]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.stem(x)
         outs: list[torch.Tensor] = []
@@ -145,6 +162,7 @@ class MacroSpace(SearchSpace):
         filters: Sequence[int] = (16, 32, 64),
         ops: Sequence[str] = MACRO_OPS,
         skips: bool = True,
+        monotone_filters: bool = False,
     ) -> None:
         positive_int("min_layers", min_layers)
         positive_int("max_layers", max_layers)
@@ -166,9 +184,17 @@ class MacroSpace(SearchSpace):
                 f"{allowed(sorted(OPS))}"
             )
         flag("skips", skips)
+        flag("monotone_filters", monotone_filters)
         self.min_layers, self.max_layers = min_layers, max_layers
         self.filters, self.ops, self.skips = filters, ops, skips
+        self.monotone_filters = monotone_filters
         super().__init__()
+
+    def options(self) -> dict[str, Any]:
+        """The constructor options of this space (JSON-able)."""
+        return {"min_layers": self.min_layers, "max_layers": self.max_layers,
+                "filters": list(self.filters), "ops": list(self.ops), "skips": self.skips,
+                "monotone_filters": self.monotone_filters}
 
     def _declare(self) -> Sequence[Choice]:
         counts = tuple(range(self.min_layers, self.max_layers + 1))
@@ -191,6 +217,36 @@ class MacroSpace(SearchSpace):
             out.append((str(arch[layer_op(j)]), int(arch[layer_filters(j)]), skips))
         return out
 
+    def _check(self, arch: Architecture) -> None:
+        if not self.monotone_filters:
+            return
+        widths = [int(arch[layer_filters(j)]) for j in range(int(arch["num_layers"]))]
+        for j in range(1, len(widths)):
+            if widths[j] < widths[j - 1]:
+                raise InvalidArchitectureError(
+                    f"layer {j} has {widths[j]} filters, fewer than layer {j - 1}'s {widths[j - 1]}; "
+                    "with monotone_filters widths must not decrease"
+                )
+
+    def _repair(self, arch: Architecture, rng: np.random.Generator | None) -> Architecture:
+        if not self.monotone_filters:
+            return arch
+        # Sorting keeps the widths that were chosen (a mutation still changes the multiset).
+        keys = [layer_filters(j) for j in range(int(arch["num_layers"]))]
+        widths = sorted(int(arch[k]) for k in keys)
+        return arch.replace(**dict(zip(keys, widths)))
+
+    def size(self) -> int:
+        """Exact count; with ``monotone_filters`` the widths of ``n`` layers form a multiset."""
+        if not self.monotone_filters:
+            return super().size()
+        total = 0
+        for n in range(self.min_layers, self.max_layers + 1):
+            skips = sum(max(j - 1, 0) for j in range(n)) if self.skips else 0
+            widths = math.comb(n + len(self.filters) - 1, n)
+            total += len(self.ops) ** n * widths * 2**skips
+        return total
+
     def is_degenerate(self, arch: Architecture) -> bool:
         """Whether the output cannot depend on the input: a ``none`` layer cuts every path."""
         self.validate(arch)
@@ -204,6 +260,8 @@ class MacroSpace(SearchSpace):
 
     def graph(self, arch: Architecture, part: str | None = None) -> dict[str, Any]:
         """A drawable chain: input, stem, one node per layer (op, width, stride), skips, output."""
+        if part is not None:
+            raise ConfigError(f"the macro space draws its whole network and has no parts; got part {part!r}")
         self.validate(arch)
         nodes = [{"id": "in", "label": "input", "kind": "input"},
                  {"id": "stem", "label": "stem 3x3", "kind": "node"}]
