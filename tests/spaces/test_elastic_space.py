@@ -206,3 +206,16 @@ def test_custom_stages_change_the_decisions() -> None:
     model.eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 16, 16)).shape == (1, 10)
+
+
+def test_options_rebuild_the_same_space_and_strings_ignore_key_order() -> None:
+    space = nasforge.create_space("elastic", depths=(1, 2), se=False,
+                                  stages=[{"width": 16, "stride": 2, "act": "relu", "se": True}])
+    again = nasforge.create_space("elastic", **space.options())
+    assert again.options() == space.options()
+    assert again.size() == space.size()
+    arch = space.sample(3)
+    # Read back from storage, the choices may come in another order: the string is the same.
+    shuffled = space.make(dict(reversed(list(dict(arch).items()))))
+    assert list(dict(shuffled)) != list(dict(arch)) or len(dict(arch)) == 1
+    assert space.to_string(shuffled) == space.to_string(arch)

@@ -253,7 +253,10 @@ class SearchSpace(ABC):
     def to_string(self, arch: Architecture) -> str:
         """The space's human form of ``arch`` (default: compact JSON of the choices)."""
         self.validate(arch)
-        return json.dumps(dict(arch), separators=(",", ":"))
+        # Declaration order, not the mapping's insertion order: an architecture read back from
+        # storage must print exactly as the one that was sampled.
+        values = {d.name: arch[d.name] for d in self._decisions if d.name in arch}
+        return json.dumps(values, separators=(",", ":"))
 
     def from_string(self, text: str) -> Architecture:
         """Parse the human form written by :meth:`to_string`."""

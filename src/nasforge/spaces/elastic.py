@@ -315,6 +315,19 @@ class ElasticSpace(SearchSpace):
             self.stages = tuple(StageSpec(s.width, s.stride, s.act, False) for s in self.stages)
         super().__init__()
 
+    def options(self) -> dict[str, Any]:
+        """The constructor options of this space (JSON-able; ``SPACES.create("elastic", **o)``
+        makes the same space again, so supernet checkpoints can rebuild it)."""
+        return {
+            "depths": list(self.depths),
+            "expand_ratios": list(self.expand_ratios),
+            "kernel_sizes": list(self.kernel_sizes),
+            "stages": [{"width": s.width, "stride": s.stride, "act": s.act, "se": s.se}
+                       for s in self.stages],
+            "se": self.se,
+            "hswish": self.hswish,
+        }
+
     @staticmethod
     def depth_name(stage: int) -> str:
         """Decision name of a stage's depth."""
