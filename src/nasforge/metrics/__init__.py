@@ -2,14 +2,15 @@
 
 * size and compute: :func:`count_params`, :func:`count_flops` (2 x MACs), :func:`count_macs`;
 * speed: :func:`measure_latency` (warm-up, median of repeats, batch size and device stated);
-* memory: :func:`peak_memory_bytes` (inference or training; method in :mod:`.memory`);
+* memory: :func:`measure_peak_memory` (a :class:`PeakMemory` with its conditions) and
+  :func:`peak_memory_bytes` (inference or training; method in :mod:`.memory`);
 * robustness: :func:`fgsm_accuracy`, :func:`noise_accuracy`;
 * :func:`compute_metrics` computes any of :data:`METRICS` by name (see :mod:`.registry`).
 """
 
 from nasforge.metrics.count import count_flops, count_macs, count_params
 from nasforge.metrics.latency import Latency, measure_latency
-from nasforge.metrics.memory import model_bytes, peak_memory_bytes
+from nasforge.metrics.memory import PeakMemory, measure_peak_memory, model_bytes, peak_memory_bytes
 from nasforge.metrics.registry import (
     DEFAULT_OPTIONS,
     METRICS,
@@ -26,6 +27,7 @@ __all__ = [
     "METRICS",
     "STATIC_METRICS",
     "Latency",
+    "PeakMemory",
     "check_metric_names",
     "compute_metrics",
     "count_flops",
@@ -34,6 +36,7 @@ __all__ = [
     "fgsm_accuracy",
     "list_metrics",
     "measure_latency",
+    "measure_peak_memory",
     "model_bytes",
     "noise_accuracy",
     "peak_memory_bytes",
