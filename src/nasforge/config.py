@@ -7,14 +7,15 @@ so ``nasforge search --resume DB`` can rebuild the same experiment from the data
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nasforge.errors import ConfigError
-from nasforge.registry import EVALUATORS, SPACES, STRATEGIES
+from nasforge.registry import EVALUATORS, SPACES, STRATEGIES, OptionSource
 from nasforge.trial import Constraint, Objective
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class SearchConfig(BaseModel):
     storage: str | None = None
     executor: str | None = None
     ray_address: str | None = None
+    ray_num_cpus: float | None = None
+    ray_num_gpus: float | None = None
     retries: int = 0
     workers: int = 1
     device: str = "auto"
@@ -96,6 +99,36 @@ class SearchConfig(BaseModel):
             raise ConfigError(f"unknown executor {v!r}; allowed: {', '.join(map(repr, EXECUTORS))}")
         return v
 
+    @field_validator("seed")
+    @classmethod
+    def _seed_non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ConfigError("seed must be an integer >= 0")
+        return v
+
+    @field_validator("ray_num_cpus", "ray_num_gpus")
+    @classmethod
+    def _resources_non_negative(cls, v: float | None) -> float | None:
+        if v is not None and not v >= 0:
+            raise ConfigError("must be a number >= 0 (CPUs or GPUs each trial reserves)")
+        return v
+
+    @model_validator(mode="after")
+    def _ray_settings_need_ray(self) -> SearchConfig:
+        # Silently ignoring them would run trials without the GPUs the user asked for.
+        given = [k for k in ("ray_address", "ray_num_cpus", "ray_num_gpus")
+                 if getattr(self, k) is not None]
+        if given and self.executor != "ray":
+            raise ConfigError(
+                f"{', '.join(given)} {'are' if len(given) > 1 else 'is'} only used by executor "
+                f"'ray', but the executor is "
+                f"{self.executor!r}; set executor: ray (--executor ray) or drop them"
+            )
+        if self.ray_num_cpus == 0 and self.ray_num_gpus in (0, None):
+            raise ConfigError("ray_num_cpus is 0 and no GPUs are reserved: a trial needs some "
+                              "resource; set ray_num_cpus > 0 or ray_num_gpus > 0")
+        return self
+
     @field_validator("workers")
     @classmethod
     def _workers_positive(cls, v: int) -> int:
@@ -104,8 +137,15 @@ class SearchConfig(BaseModel):
         return v
 
 
-def make_config(data: Mapping[str, Any], source: str = "options") -> SearchConfig:
-    """Validate ``data`` into a SearchConfig; errors name the source, the key and the bad value."""
+def make_config(
+    data: Mapping[str, Any], source: str = "options", sources: Mapping[str, str] | None = None
+) -> SearchConfig:
+    """Validate ``data`` into a SearchConfig; errors name the source, the key and the bad value.
+
+    ``sources`` maps keys (``"seed"``, ``"strategy_options.population_size"``) to where they were
+    read when the settings were merged from several places; ``source`` covers the rest.
+    """
+    sources = sources or {}
     try:
         return SearchConfig.model_validate(dict(data))
     except ValidationError as exc:
@@ -116,34 +156,71 @@ def make_config(data: Mapping[str, Any], source: str = "options") -> SearchConfi
             if err["type"] == "extra_forbidden":
                 allowed = ", ".join(SearchConfig.model_fields)
                 msg = f"unknown key; allowed keys: {allowed}"
-            lines.append(f"{source}: {key}: {msg} (got {err.get('input')!r})")
+            if not err["loc"]:  # a check across keys: name where the first key it names was set
+                found = (re.search(rf"\b{f}\b", msg) for f in SearchConfig.model_fields)
+                named = sorted((m.start(), m.group()) for m in found
+                               if m is not None and m.group() in sources)
+                lines.append(f"{sources[named[0][1]] if named else source}: {msg}")
+                continue
+            where = sources.get(key) or sources.get(str(err["loc"][0])) or source
+            lines.append(f"{where}: {key}: {msg} (got {err.get('input')!r})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
 def build_experiment(
-    cfg: SearchConfig, callbacks: Sequence[Callback] = (), storage: Storage | str | None = None
+    cfg: SearchConfig,
+    callbacks: Sequence[Callback] = (),
+    storage: Storage | str | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Experiment:
-    """Create the space, strategy, evaluator, budget and executor a config describes."""
+    """Create the space, strategy, evaluator, budget and executor a config describes.
+
+    ``sources`` says where settings came from, for error messages: ``"strategy_options"`` ->
+    ``"search.yaml"``, or per option ``"strategy_options.population_size"`` ->
+    ``"--strategy-option"``. Errors about an option then read
+    ``search.yaml: strategy_options.population_size: ...``.
+    """
     from nasforge.experiment import Budget, Experiment
     from nasforge.utils.rng import derive_seed
 
-    space = SPACES.create(cfg.space, **cfg.space_options)
-    strategy = STRATEGIES.create(
-        cfg.strategy, space, seed=derive_seed(cfg.seed, "strategy"), objectives=cfg.objectives,
-        **cfg.strategy_options,
+    space = SPACES.build(cfg.space, options=cfg.space_options,
+                         source=option_source("space_options", sources))
+    strategy = STRATEGIES.build(
+        cfg.strategy, (space,), {"seed": derive_seed(cfg.seed, "strategy"),
+                                 "objectives": cfg.objectives},
+        cfg.strategy_options, source=option_source("strategy_options", sources),
     )
-    evaluator = EVALUATORS.create(cfg.evaluator, **cfg.evaluator_options)
+    evaluator = EVALUATORS.build(cfg.evaluator, options=cfg.evaluator_options,
+                                 source=option_source("evaluator_options", sources))
     budget = Budget(max_trials=cfg.budget_trials, max_seconds=cfg.budget_seconds, max_cost=cfg.budget_cost)
     from nasforge.experiment import make_executor
 
     # No executor named: inline for one worker, a local process pool for more.
-    options = {"address": cfg.ray_address} if cfg.executor == "ray" and cfg.ray_address else {}
-    executor = make_executor(cfg.executor, workers=cfg.workers, **options)
+    executor = make_executor(cfg.executor, workers=cfg.workers, **ray_options(cfg))
     return Experiment(
         space, strategy, evaluator, budget=budget, objectives=cfg.objectives,
         constraints=cfg.constraints, storage=storage if storage is not None else cfg.storage,
         executor=executor, retries=cfg.retries, seed=cfg.seed, device=cfg.device, trial_timeout=cfg.trial_timeout,
         callbacks=callbacks, config=cfg.model_dump(mode="json", include=IDENTITY_FIELDS),
+    )
+
+
+def ray_options(cfg: SearchConfig) -> dict[str, Any]:
+    """The keyword options of :class:`~nasforge.experiment.ray_executor.RayExecutor` that the
+    settings give (address, and the CPUs/GPUs each trial reserves); empty for other executors."""
+    if cfg.executor != "ray":
+        return {}
+    names = {"address": cfg.ray_address, "num_cpus": cfg.ray_num_cpus, "num_gpus": cfg.ray_num_gpus}
+    return {k: v for k, v in names.items() if v is not None}
+
+
+def option_source(field: str, sources: Mapping[str, str] | None) -> OptionSource:
+    """The :class:`OptionSource` of one ``*_options`` setting, from ``build_experiment``'s map."""
+    sources = sources or {}
+    prefix = field + "."
+    return OptionSource(
+        field, sources.get(field, "settings"),
+        {k[len(prefix):]: v for k, v in sources.items() if k.startswith(prefix)},
     )
 
 

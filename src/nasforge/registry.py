@@ -6,12 +6,64 @@ registry is also the list of things the test suite checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from nasforge.errors import ConfigError, unknown
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OptionSource:
+    """Where a set of options came from, for error messages.
+
+    ``field`` is the settings key holding the options (``"strategy_options"``), ``origin`` where
+    they were read (``"search.yaml"``, ``"--strategy-option"``), and ``origins`` overrides it per
+    option name when options were merged from several places (a file, then flags).
+    ``label("population_size")`` gives ``"search.yaml: strategy_options.population_size"``.
+    """
+
+    field: str = "options"
+    origin: str = "options"
+    origins: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def label(self, key: str | None) -> str:
+        """``"<origin>: <field>.<key>"`` (just ``<field>`` when the key is not known)."""
+        if key is None:
+            return f"{self.origin}: {self.field}"
+        return f"{self.origins.get(key, self.origin)}: {self.field}.{key}"
+
+    def prefix(self, key: str | None) -> str:
+        """:meth:`label` followed by ``": "``, to start an error message with."""
+        return self.label(key) + ": "
+
+
+class _NoSource(OptionSource):
+    """Options passed in Python: messages need no "where" prefix."""
+
+    def prefix(self, key: str | None) -> str:
+        return ""
+
+
+_NO_SOURCE = _NoSource()
+
+
+def _short(options: Mapping[str, Any]) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _named_option(message: str, options: Mapping[str, Any]) -> str | None:
+    """The one option a factory's error message names (as a word), or None when unclear."""
+    if len(options) == 1:
+        return next(iter(options))
+    hits = [k for k in options if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", message)]
+    return hits[0] if len(hits) == 1 else None
 
 
 class Registry(Generic[T]):
@@ -45,16 +97,78 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
         """Build the object registered under ``name``.
 
-        Unknown keyword options are reported with the name of the thing being built, instead of
-        Python's bare ``TypeError``.
+        Options the factory does not take are reported with the name of the thing being built and
+        the options it accepts, instead of Python's bare ``TypeError``.
+        """
+        return self.build(name, args, options=kwargs)
+
+    def build(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        fixed: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        source: OptionSource | None = None,
+    ) -> T:
+        """Build ``name`` from positional ``args``, ``fixed`` keywords (set by the caller) and the
+        user's ``options``; errors about the options name ``source`` (file and key path).
+
+        Unknown options list the accepted names (read from the factory's signature). A
+        ConfigError a factory raises about an option's value gets the same prefix.
         """
         factory = self.get(name)
+        fixed = dict(fixed or {})
+        options = dict(options or {})
+        where = source or _NO_SOURCE
+        taken = sorted(set(fixed) & set(options))
+        if taken:
+            raise ConfigError(
+                f"{where.prefix(taken[0])}option {taken[0]!r} of {self.kind} {name!r} is set by "
+                "the experiment itself; set it at the top level instead"
+            )
+        self._check_call(name, factory, args, fixed, options, where)
         try:
-            return factory(*args, **kwargs)
+            return factory(*args, **fixed, **options)
+        except ConfigError as exc:
+            if source is None or not options:
+                raise
+            raise type(exc)(f"{where.prefix(_named_option(str(exc), options))}{exc}") from exc
+        except (TypeError, ValueError) as exc:
+            # The call matched the signature, so this is an option value of the wrong kind
+            # (``population_size: abc``) tripping up the factory's own code.
+            if source is None or not options:
+                raise
+            raise ConfigError(
+                f"{where.prefix(_named_option(str(exc), options))}bad value for {self.kind} "
+                f"{name!r} (options {_short(options)}): {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _check_call(self, name: str, factory: Callable[..., T], args: Sequence[Any],
+                    fixed: Mapping[str, Any], options: Mapping[str, Any],
+                    where: OptionSource) -> None:
+        """Raise a ConfigError when the factory cannot be called with these options."""
+        try:
+            sig = inspect.signature(factory)
+        except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+            return
+        params = sig.parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        named = [n for n, p in params.items()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        # What the caller passes itself (positionally or by keyword) is not the user's to set.
+        accepted = [n for n in named[len(args):] if n not in fixed]
+        bad = [k for k in options if k not in named] if not takes_any else []
+        if bad:
+            allowed_text = ", ".join(map(repr, accepted)) or "none"
+            raise ConfigError(
+                f"{where.prefix(bad[0])}bad options for {self.kind} {name!r}: unknown option(s) "
+                f"{', '.join(map(repr, bad))}; allowed: {allowed_text}"
+            )
+        try:
+            sig.bind(*args, **fixed, **options)
         except TypeError as exc:
-            if "unexpected keyword argument" in str(exc) or "positional argument" in str(exc):
-                raise ConfigError(f"bad options for {self.kind} {name!r}: {exc}") from exc
-            raise
+            raise ConfigError(f"{where.prefix(None)}bad options for {self.kind} {name!r}: {exc}") from None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

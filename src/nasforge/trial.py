@@ -123,6 +123,9 @@ class Objective:
                 f"objective direction {self.direction!r} is not allowed; allowed: 'maximize', 'minimize'"
             )
 
+    def __str__(self) -> str:
+        return f"{self.direction[:3]}:{self.metric}"
+
     @property
     def sign(self) -> float:
         """+1 for maximize, -1 for minimize: ``sign * value`` is always 'higher is better'."""
@@ -213,3 +216,19 @@ def as_constraints(constraints: Sequence[Constraint | str] | None) -> tuple[Cons
     if not constraints:
         return ()
     return tuple(c if isinstance(c, Constraint) else Constraint.parse(c) for c in constraints)
+
+
+def metric_uses(
+    objectives: Sequence[Objective], constraints: Sequence[Constraint] = ()
+) -> dict[str, list[str]]:
+    """Metric name -> what names it (``"objective max:accuracy"``, ``"constraint params <= 1e+06"``).
+
+    Every name here must be in a successful trial's metrics, so the experiment checks them up front
+    (against what the evaluator declares) and on every result.
+    """
+    uses: dict[str, list[str]] = {}
+    for o in objectives:
+        uses.setdefault(o.metric, []).append(f"objective {o}")
+    for c in constraints:
+        uses.setdefault(c.metric, []).append(f"constraint {c}")
+    return uses

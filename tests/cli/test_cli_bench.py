@@ -22,6 +22,8 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--budget-seconds" in out and "--strategy-option" in out and "--json" in out
+    # The description is not %-formatted by argparse, so a doubled %% would show as is.
+    assert "95% confidence" in " ".join(out.split()) and "%%" not in out
 
 
 def test_json_output(nb201_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,8 +31,8 @@ def test_json_output(nb201_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     code = main(_bench(nb201_dir, "--strategies", "random,rea", "--seeds", "3",
                        "--budget-seconds", "3000", "--json", str(out)))
     assert code == 0
-    err = capsys.readouterr().err
-    assert "95% CI" in err and "Welch" in err and "Mann-Whitney" in err
+    stdout = capsys.readouterr().out  # results go to stdout (`nasforge bench ... > table.txt`)
+    assert "95% CI" in stdout and "Welch" in stdout and "Mann-Whitney" in stdout
     data = json.loads(out.read_text())
     assert data["protocol"]["max_cost"] == 3000.0 and data["protocol"]["dataset"] == "cifar10"
     methods = {m["strategy"]: m for m in data["methods"]}

@@ -213,3 +213,64 @@ def test_in_an_experiment(fashion_mnist_dir: Path, workers: int) -> None:
     assert len(trials) == 3 and all(t.status is TrialStatus.OK for t in trials), [
         t.error for t in trials]
     assert all(0 <= t.metrics["accuracy"] <= 100 and t.info["curve"] for t in trials)
+
+
+# ---------------------------------------------------------------- metrics objectives/constraints name
+def test_declares_and_computes_requested_metrics(fashion_mnist_dir: Path, space: TinySpace) -> None:
+    ev = make(fashion_mnist_dir, space, train_subset=128, val_subset=64)
+    assert ev.produced_metrics() >= {"accuracy", "params", "val_loss", "epochs"}
+    assert "flops" not in ev.produced_metrics() and "flops" not in ev.cheap_metrics(arch(space))
+    # What an experiment does with the names its objectives and constraints use: metrics the
+    # library can compute are added; unknown names are left for the experiment to refuse.
+    ev.request_metrics(["flops", "accuracy", "acuracy", "flops"])
+    assert ev.metrics == ("flops",)
+    assert "flops" in ev.produced_metrics() and "acuracy" not in ev.produced_metrics()
+    cheap = ev.cheap_metrics(arch(space))
+    assert cheap["flops"] > 0  # known before training, so a constraint on it costs nothing
+    r = ev.evaluate(arch(space), EvalContext(seed=0))
+    assert r.metrics["flops"] == cheap["flops"]
+    assert set(r.metrics) == set(ev.produced_metrics())
+
+
+def test_weight_free_constraint_rejects_before_training(fashion_mnist_dir: Path,
+                                                         space: TinySpace) -> None:
+    from nasforge.trial import Constraint
+
+    ev = make(fashion_mnist_dir, space, train_subset=128, val_subset=64,
+              metric_options={"latency_repeats": 2, "latency_warmup": 1})
+    ev.request_metrics(["latency_ms"])
+    impossible = (Constraint("latency_ms", "<=", 0.0),)
+    r = ev.evaluate(arch(space), EvalContext(seed=0, constraints=impossible))
+    assert r.status is TrialStatus.INFEASIBLE and r.error == "violates latency_ms <= 0"
+    assert r.metrics["latency_ms"] > 0 and r.info == {"trained": False}
+    assert "accuracy" not in r.metrics and "curve" not in r.info  # it was never trained
+    easy = (Constraint("latency_ms", "<=", 1e9),)
+    ok = ev.evaluate(arch(space), EvalContext(seed=0, constraints=easy))
+    assert ok.status is TrialStatus.OK and ok.info["curve"] and ok.metrics["latency_ms"] > 0
+
+
+def test_missing_data_is_found_before_any_trial(tmp_path: Path, space: TinySpace,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasforge.errors import DataNotFoundError
+
+    # CIFAR-10 has no system-wide install to fall back on; the cache is empty too.
+    monkeypatch.delenv("NASFORGE_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    empty = tmp_path / "no-data-here"
+    empty.mkdir()
+    ev = nasforge.create_evaluator("train", dataset="cifar10", data_dir=str(empty))
+    with pytest.raises(DataNotFoundError, match=r"(?s)cifar10 \(train split\) not found.*no-data-here"):
+        ev.check_ready()
+    # In an experiment this fails at construction, before any storage exists.
+    db = tmp_path / "e.db"
+    s = nasforge.create_space("nb201")
+    with pytest.raises(DataNotFoundError, match="not found"):
+        nasforge.Experiment(s, nasforge.create_strategy("random", s, seed=0), ev,
+                            budget=nasforge.Budget(max_trials=2), storage=str(db))
+    assert not db.exists()
+
+
+def test_ready_when_data_is_there(fashion_mnist_dir: Path, space: TinySpace) -> None:
+    make(fashion_mnist_dir, space).check_ready()  # finds the files; loads nothing
+    x, y = torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.zeros(8, dtype=torch.long)
+    nasforge.create_evaluator("train", dataset=(x, y), val_size=2).check_ready()  # user data

@@ -238,6 +238,72 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         SQLiteStorage(path, readonly=True)
 
 
+def _layout(path: Path) -> tuple[list[tuple[str, str]], str]:
+    """Every schema object and the journal mode of an SQLite file (to see nothing changed)."""
+    con = sqlite3.connect(path)
+    objects = con.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
+    mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+    con.close()
+    return objects, mode
+
+
+def test_newer_schema_with_another_layout_is_refused_untouched(tmp_path: Path) -> None:
+    """A future layout (different tables and columns) is refused before any DDL runs on it."""
+    path = tmp_path / "future.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    con.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION + 1),))
+    con.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY, payload BLOB)")
+    con.commit()
+    con.close()
+    before = _layout(path)
+    for readonly in (False, True):
+        with pytest.raises(StorageError, match=r"newer nasforge \(schema version 2; this version "
+                           r"reads up to 1\); upgrade nasforge"):
+            SQLiteStorage(path, readonly=readonly)
+    assert _layout(path) == before  # no snapshots table, no index, still not in WAL mode
+
+
+def test_same_version_with_another_layout_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    con.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+    con.execute("CREATE TABLE trials (number INTEGER PRIMARY KEY, arch TEXT)")
+    con.commit()
+    con.close()
+    before = _layout(path)
+    with pytest.raises(StorageError, match="table 'trials' lacks column"):
+        SQLiteStorage(path)
+    assert _layout(path) == before
+
+
+def test_another_programs_database_is_not_modified(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE users (name TEXT)")
+    con.commit()
+    con.close()
+    before = _layout(path)
+    with pytest.raises(StorageError, match=r"not a nasforge experiment database \(it has "
+                       r"table\(s\) users but no schema version\)"):
+        SQLiteStorage(path)
+    assert _layout(path) == before
+
+
+def test_interrupted_creation_is_completed(tmp_path: Path) -> None:
+    """Only our tables and no version (an older nasforge died between the two): usable."""
+    path = tmp_path / "half.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    con.commit()
+    con.close()
+    s = SQLiteStorage(path)
+    s.add_trial(running(0), 1)
+    assert s.count() == 1 and s.get_meta("schema_version") == SCHEMA_VERSION
+    s.close()
+
+
 def test_not_a_database_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "notes.db"
     bad.write_text("these are my notes, not a database\n" * 100)

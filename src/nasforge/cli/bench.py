@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from nasforge.cli.common import console, write_json
+from nasforge.cli.common import console, print_result, write_json
 from nasforge.cli.yaml_flags import add_config_flag, apply_config
 from nasforge.config import parse_option
 from nasforge.errors import ConfigError
@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
         "bench",
         help="compare search strategies on a tabular benchmark over many seeds",
         description="Run each strategy once per seed on a tabular benchmark (simulated training "
-        "cost), then report mean, std, 95%% confidence interval, median, best, worst and queries "
+        "cost), then report mean, std, 95% confidence interval, median, best, worst and queries "
         "per strategy, the ranking, and Welch's t / Mann-Whitney U tests between the top two. "
         "Defaults follow NAS-Bench-201's protocol: search on 12-epoch validation accuracy, stop at "
         "12,000 simulated seconds, report the 200-epoch test accuracy of the best-by-validation "
@@ -136,10 +136,10 @@ def _print(comp: Comparison) -> None:
         table.add_row(str(s.rank), s.strategy, str(s.runs), _fmt(s.mean), _fmt(s.std),
                       f"{_fmt(s.ci_low)}-{_fmt(s.ci_high)}", _fmt(s.median), _fmt(s.best),
                       _fmt(s.worst), f"{s.queries_mean:.1f}")
-    console.print(table)
+    print_result(table)
     test = comp.test_top_two()
     if test is not None:
-        console.print(
+        print_result(
             f"{test.a} vs {test.b}: difference of means {test.mean_diff:+.3f}; "
             f"Welch's t = {test.welch_t:.3f}, p = {test.welch_p:.3g}; "
             f"Mann-Whitney U = {test.mannwhitney_u:.1f}, p = {test.mannwhitney_p:.3g} (two-sided)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,23 @@ from nasforge.experiment.events import Callback
 from nasforge.trial import Trial, TrialStatus
 
 console = Console(stderr=True)
-"""Human-facing output goes to stderr, so ``--json`` on stdout stays machine-readable."""
+"""Progress, notes and logs go to stderr, so that stdout carries only results."""
+
+out = Console()
+"""Results (tables, the best architecture) go to stdout, so ``nasforge show DB > file`` keeps
+them. A command writing ``--json`` to stdout prints no tables there (it uses ``console``)."""
+
+
+#: Width of results written to a file or a pipe (a terminal's own width is used otherwise).
+PIPE_WIDTH = 200
+
+
+def print_result(*objects: Any) -> None:
+    """Print results (text, tables) to stdout. Written to a file or a pipe, they get
+    ``PIPE_WIDTH`` columns (or ``$COLUMNS``) instead of rich's 80, so tables are not squeezed."""
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out.width = PIPE_WIDTH
+    out.print(*objects)
 
 
 def write_json(data: Any, target: str | None) -> None:

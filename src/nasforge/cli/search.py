@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
-from nasforge.cli.common import ProgressCallback, console, fmt_metric, write_json
+from nasforge.cli.common import ProgressCallback, console, fmt_metric, print_result, write_json
 from nasforge.config import (
     SearchConfig,
     accepts,
@@ -28,8 +30,12 @@ _FLAGS = {
     "budget_trials": "budget_trials", "budget_seconds": "budget_seconds",
     "budget_cost": "budget_cost", "storage": "storage", "executor": "executor",
     "workers": "workers", "device": "device", "trial_timeout": "trial_timeout",
-    "address": "ray_address", "retries": "retries",
+    "address": "ray_address", "retries": "retries", "ray_num_cpus": "ray_num_cpus",
+    "ray_num_gpus": "ray_num_gpus",
 }
+
+# Settings that only the Ray executor uses (dropped from stored settings when --executor changes).
+_RAY_FIELDS = ("ray_address", "ray_num_cpus", "ray_num_gpus")
 
 
 def register(sub: Any) -> None:
@@ -64,6 +70,10 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="parallel trials (process pool when > 1)")
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster address for --executor ray: auto, ray://HOST:PORT (default: start a local Ray)")
+    p.add_argument("--ray-num-cpus", type=float, metavar="N",
+                   help="CPUs each trial reserves on Ray (default 1; fractions allowed)")
+    p.add_argument("--ray-num-gpus", type=float, metavar="N",
+                   help="GPUs each trial reserves on Ray (default 0; 0.5 packs two trials per GPU)")
     p.add_argument("--retries", type=int, metavar="N", help="re-run a trial whose worker died up to N times")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--trial-timeout", type=float, metavar="S", help="fail a trial after S seconds")
@@ -75,42 +85,77 @@ def register(sub: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """Merge, in increasing priority: stored config (--resume), YAML (--config), then flags."""
+    return config_and_sources(args)[0]
+
+
+def config_and_sources(args: argparse.Namespace) -> tuple[SearchConfig, dict[str, str]]:
+    """:func:`config_from_args` plus where each setting came from (``"seed"`` -> ``"run.yaml"``,
+    ``"strategy_options.population_size"`` -> ``"--strategy-option"``), for error messages."""
     data: dict[str, Any] = {}
-    source = "command line"
+    sources: dict[str, str] = {}
+
+    def take(values: dict[str, Any], origin: str) -> None:
+        for key, value in values.items():
+            data[key] = value
+            sources[str(key)] = origin
+            if isinstance(value, dict):
+                sources.update({f"{key}.{k}": origin for k in value})
+
     if args.resume:
         path = Path(args.resume)
-        stored = SQLiteStorage(path, readonly=True).get_meta("search_config")
+        reader = SQLiteStorage(path, readonly=True)
+        try:
+            stored = reader.get_meta("search_config")
+        finally:
+            reader.close()
         if stored is None:
             raise ConfigError(f"{str(path)!r} holds no stored search settings to resume from")
-        data.update(stored)
+        take(dict(stored), f"{path} (stored settings)")
         data["storage"] = str(path)
-        source = f"{path}"
     if args.config:
-        data.update(load_yaml_config(args.config))
-        source = args.config
+        take(load_yaml_config(args.config), str(args.config))
     for flag, field in _FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
             data[field] = value
+            sources[field] = "--" + flag.replace("_", "-")
+    if args.executor not in (None, "ray"):
+        for field in _RAY_FIELDS:  # stored Ray settings do not carry over to another executor
+            if sources.get(field, "").endswith("(stored settings)"):
+                data.pop(field, None)
     for flag, field in (("space_option", "space_options"), ("strategy_option", "strategy_options"),
                         ("evaluator_option", "evaluator_options")):
         if getattr(args, flag):
-            data[field] = {**data.get(field, {}), **parse_options(getattr(args, flag))}
+            options = parse_options(getattr(args, flag))
+            data[field] = {**_as_dict(data.get(field, {}), field, sources), **options}
+            sources.update({f"{field}.{k}": "--" + flag.replace("_", "-") for k in options})
     if args.objective:
         data["objectives"] = args.objective
+        sources["objectives"] = "--objective"
     if args.constraint:
         data["constraints"] = args.constraint
+        sources["constraints"] = "--constraint"
     if args.data is not None or args.dataset is not None:
         data["evaluator_options"] = _data_options(
-            str(data.get("evaluator", "train")), dict(data.get("evaluator_options", {})), args
+            str(data.get("evaluator", "train")),
+            _as_dict(data.get("evaluator_options", {}), "evaluator_options", sources), args, sources,
         )
-    cfg = make_config(data, source)
+    cfg = make_config(data, "command line", sources)
     if cfg.budget_trials is None and cfg.budget_seconds is None and cfg.budget_cost is None:
         cfg = cfg.model_copy(update={"budget_trials": 20})
-    return cfg
+    return cfg, sources
 
 
-def _data_options(evaluator: str, options: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def _as_dict(value: Any, field: str, sources: dict[str, str]) -> dict[str, Any]:
+    """An ``*_options`` setting as a dict, or a clear error naming where it was set."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{sources.get(field, 'settings')}: {field}: expected a mapping of "
+                          f"option names to values, got {value!r}")
+    return dict(value)
+
+
+def _data_options(evaluator: str, options: dict[str, Any], args: argparse.Namespace,
+                  sources: dict[str, str]) -> dict[str, Any]:
     """Route --data/--dataset to whichever option names the evaluator takes."""
     factory = EVALUATORS.get(evaluator)
     if args.data is not None:
@@ -120,10 +165,12 @@ def _data_options(evaluator: str, options: dict[str, Any], args: argparse.Namesp
         if not names:
             raise ConfigError(f"evaluator {evaluator!r} takes no data path; drop --data")
         options[names[0]] = args.data
+        sources[f"evaluator_options.{names[0]}"] = "--data"
     if args.dataset is not None:
         if not accepts(factory, "dataset"):
             raise ConfigError(f"evaluator {evaluator!r} takes no dataset; drop --dataset")
         options["dataset"] = args.dataset
+        sources["evaluator_options.dataset"] = "--dataset"
     return options
 
 
@@ -158,11 +205,14 @@ def summarize(exp: Experiment, top: int) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the search command."""
-    cfg = config_from_args(args)
+    cfg, sources = config_and_sources(args)
     storage_path = Path(cfg.storage) if cfg.storage else default_storage_path(cfg)
     cfg = cfg.model_copy(update={"storage": str(storage_path)})
     progress = ProgressCallback(quiet=args.quiet or args.json == "-")
-    exp = build_experiment(cfg, callbacks=[progress])
+    exp = build_experiment(cfg, callbacks=[progress], sources=sources)
+    # Refuse a database holding another experiment before writing anything into it: storing these
+    # settings first would make `--resume` rebuild the refused experiment forever.
+    exp.check_config()
     stored = exp.storage.count()
     exp.storage.set_meta("search_config", cfg.model_dump(mode="json"))
     if stored and not args.quiet:
@@ -171,19 +221,20 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(exp, args.top)
     summary["storage"] = str(storage_path)
     if not args.quiet:
-        _print_summary(exp, summary)
+        # Results go to stdout, unless stdout carries the JSON.
+        _print_summary(exp, summary, console.print if args.json == "-" else print_result)
     if args.json:
         write_json(summary, args.json)
     return 0 if summary["best"] is not None else 1
 
 
-def _print_summary(exp: Experiment, summary: dict[str, Any]) -> None:
+def _print_summary(exp: Experiment, summary: dict[str, Any], emit: Callable[..., None]) -> None:
     status = ", ".join(f"{n} {k}" for k, n in summary["status"].items())
-    console.print(f"{summary['trials']} trials ({status}) in {summary['elapsed_seconds']:.1f} s; "
-                  f"stored in {summary['storage']}")
+    emit(f"{summary['trials']} trials ({status}) in {summary['elapsed_seconds']:.1f} s; "
+         f"stored in {summary['storage']}")
     if summary["best"] is None:
         console.print("[red]no trial finished successfully[/red]; see `nasforge show "
-                      f"{summary['storage']}` for the errors")
+                      f"{summary['storage']} --errors` for the errors")
         return
     present = {k for r in summary["top"] for k in r["metrics"]}
     # The objectives first, then the usual size/speed metrics; the rest is in --json and `show`.
@@ -197,9 +248,9 @@ def _print_summary(exp: Experiment, summary: dict[str, Any]) -> None:
     table.add_column("architecture", overflow="fold", min_width=24)
     for r in summary["top"]:
         table.add_row(str(r["number"]), *[fmt_metric(r["metrics"][m]) if m in r["metrics"] else "-"
-                                          for m in metrics], f"{r['cost']:.1f}", r["arch"])
-    console.print(table)
+                                          for m in metrics], f"{r['cost']:.1f}", escape(r["arch"]))
+    emit(table)
     best = summary["best"]
-    console.print("[bold]best architecture[/bold]: " + best["arch"])
-    console.print("  " + ", ".join(f"{k}={fmt_metric(v)}" for k, v in best["metrics"].items()))
+    emit("[bold]best architecture[/bold]: " + escape(best["arch"]))
+    emit("  " + ", ".join(f"{k}={fmt_metric(v)}" for k, v in best["metrics"].items()))
     console.print(f"show all trials: nasforge show {summary['storage']}; report: nasforge report {summary['storage']}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
-from nasforge.cli.common import console, fmt_metric, write_json
+from nasforge.cli.common import fmt_metric, print_result, write_json
 from nasforge.experiment import SQLiteStorage
 from nasforge.trial import TrialStatus
 
@@ -76,14 +77,15 @@ def run(args: argparse.Namespace) -> int:
     for m in metrics:
         table.add_column(m, justify="right")
     table.add_column("cost s", justify="right")
-    table.add_column("architecture / error")
+    table.add_column("architecture / error", overflow="fold")
     for r in rows:
-        text = r["arch"]
+        # Architecture strings and tracebacks may hold "[...]", which rich would read as markup.
+        text = escape(r["arch"])
         if r["status"] == "failed" and r["error"]:
             err = r["error"] if args.errors else r["error"].splitlines()[0]
-            text = f"{text}\n[red]{err}[/red]"
+            text = f"{text}\n[red]{escape(err)}[/red]"
         table.add_row(str(r["number"]), r["status"],
                       *[fmt_metric(r["metrics"][m]) if m in r["metrics"] else "-" for m in metrics],
                       f"{r['cost']:.1f}", text)
-    console.print(table)
+    print_result(table)
     return 0

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
-from nasforge.trial import Result
+from nasforge.trial import Constraint, Result
 
 
 class TrialPruned(Exception):
@@ -28,7 +28,9 @@ class EvalContext:
     ``report(step, value)`` passes an intermediate value (e.g. validation accuracy after an epoch)
     to the experiment; it returns True when the trial should be pruned, and evaluators then raise
     :class:`TrialPruned` (or return a ``pruned`` Result). ``deadline`` is an absolute
-    ``time.time()`` after which the evaluator should give up.
+    ``time.time()`` after which the evaluator should give up. ``constraints`` are the experiment's
+    constraints: an evaluator that can measure a constrained metric before its expensive work
+    (e.g. latency before training) may return an ``infeasible`` Result early.
     """
 
     seed: int = 0
@@ -38,6 +40,7 @@ class EvalContext:
     deadline: float | None = None
     reporter: Callable[[int, float], bool] = field(default=_never_prune)
     options: Mapping[str, Any] = field(default_factory=dict)
+    constraints: tuple[Constraint, ...] = ()
 
     def report(self, step: int, value: float) -> bool:
         """Report an intermediate value; True means "stop this trial"."""
@@ -76,6 +79,29 @@ class Evaluator(ABC):
     def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
         """Metrics known without training (params, FLOPs): used to check constraints first."""
         return {}
+
+    def produced_metrics(self) -> frozenset[str] | None:
+        """Names of the metrics every successful Result of this evaluator holds.
+
+        None (the default) means "not known before evaluating" (e.g. a user function); then the
+        experiment checks each result instead of refusing unknown objective names up front.
+        """
+        return None
+
+    def request_metrics(self, names: Iterable[str]) -> None:  # noqa: B027 (optional hook)
+        """Ask for extra metrics that objectives or constraints name; the experiment calls this.
+
+        Evaluators that can compute a metric on request (the training evaluator computes any of
+        :mod:`nasforge.metrics`) add it to their results and, when it needs no training, to
+        :meth:`cheap_metrics`. Names an evaluator cannot compute are ignored here.
+        """
+
+    def check_ready(self) -> None:  # noqa: B027 (optional hook)
+        """Raise a clear error when no evaluation can succeed (e.g. the dataset is missing).
+
+        The experiment calls this once before it opens its storage, so a setup problem fails up
+        front instead of failing every trial one by one.
+        """
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description stored with the experiment."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from nasforge.benchmarks import nats_format
 from nasforge.benchmarks.nb201 import NB201Record, NB201Table
 from nasforge.errors import ConfigError, InvalidArchitectureError
 from nasforge.evaluators.base import EvalContext, Evaluator
@@ -110,6 +111,13 @@ class TabularEvaluator(Evaluator):
         info = {"index": rec.index, "arch": rec.arch, "dataset": rec.dataset,
                 "fidelity": rec.fidelity, "test_epochs": rec.test_epochs}
         return Result(metrics=metrics, cost=cost, info=info)
+
+    def produced_metrics(self) -> frozenset[str]:
+        """``accuracy``, ``test_accuracy``, ``params``, and ``flops`` when the table has them."""
+        names = {"accuracy", "test_accuracy", "params"}
+        if nats_format.NATS_DATASETS[self.dataset].flops_column in self.table.columns:
+            names.add("flops")
+        return frozenset(names)
 
     def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
         """The parameter count, known without 'training' (constraints are checked first)."""

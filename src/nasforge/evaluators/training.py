@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from nasforge.data import ArrayDataset, BatchLoader, DataSplits, dataset_info, make_splits
+from nasforge.data.catalog import get_spec
+from nasforge.data.files import locate
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
 from nasforge.metrics import (
@@ -38,8 +40,10 @@ from nasforge.metrics import (
     check_metric_names,
     compute_metrics,
     count_params,
+    list_metrics,
     resolve_options,
 )
+from nasforge.metrics.registry import WEIGHT_FREE_METRICS
 from nasforge.registry import EVALUATORS
 from nasforge.space.architecture import Architecture
 from nasforge.train import (
@@ -52,11 +56,14 @@ from nasforge.train import (
     Trainer,
     evaluate_model,
 )
-from nasforge.trial import Result
+from nasforge.trial import Result, TrialStatus
 from nasforge.utils.device import resolve_device
 from nasforge.utils.rng import derive_seed
 
 _TRAIN_KEYS = tuple(TrainConfig.__dataclass_fields__)
+
+#: Metrics every successful training Result holds (``test_accuracy`` too when ``test=True``).
+TRAINING_METRICS = ("accuracy", "val_loss", "train_accuracy", "train_loss", "params", "epochs")
 
 
 @EVALUATORS.register("train")
@@ -72,7 +79,11 @@ class TrainingEvaluator(Evaluator):
     Training options: every field of :class:`~nasforge.train.TrainConfig` (``epochs``,
     ``batch_size``, ``lr``, ``optimizer``, ``weight_decay``, ``label_smoothing``, ``grad_clip``,
     ...). ``early_stopping``: patience in epochs (None: off), ``min_delta``, ``restore_best``.
-    ``metrics``: extra metrics of the trained model from :mod:`nasforge.metrics`.
+    ``metrics``: extra metrics of the trained model from :mod:`nasforge.metrics`; an experiment
+    adds the ones its objectives and constraints name. Those that need no training (``params``,
+    ``flops``, ``macs``) are also computed before training, so a constraint on them rejects a
+    candidate at no cost; a constraint on latency, throughput or memory is measured on the
+    untrained model (on the trial's device) and an infeasible candidate is not trained.
     ``build_kwargs``: passed to ``space.build``. ``device``: overrides ``ctx.device``.
     """
 
@@ -209,6 +220,29 @@ class TrainingEvaluator(Evaluator):
             )
         return model
 
+    def produced_metrics(self) -> frozenset[str]:
+        """The metrics of a successful Result: accuracy, losses, params, epochs, ``metrics``."""
+        extra = ("test_accuracy",) if self.test else ()
+        return frozenset((*TRAINING_METRICS, *extra, *self.metrics))
+
+    def request_metrics(self, names: Iterable[str]) -> None:
+        """Compute any metric of :mod:`nasforge.metrics` that an objective or constraint names."""
+        have = self.produced_metrics()
+        known = set(list_metrics())
+        self.metrics += tuple(n for n in dict.fromkeys(names) if n in known and n not in have)
+
+    def check_ready(self) -> None:
+        """Find (or, with ``download=True``, fetch) a named dataset's files before any trial.
+
+        Raises :class:`~nasforge.errors.DataNotFoundError` listing every directory searched.
+        Only the files are looked for; each process that evaluates loads the data itself.
+        """
+        if not isinstance(self.dataset, str):
+            return
+        spec = get_spec(self.dataset)
+        for split in ("train", "test") if self.test else ("train",):
+            locate(spec, split, self.data_dir, self.download)
+
     def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
         """Parameter count (and the other requested static metrics) before any training."""
         model = self.build(arch)
@@ -240,6 +274,20 @@ class TrainingEvaluator(Evaluator):
         data = self._splits_on(device)
         model = self.build(arch, seed=derive_seed(ctx.seed, "init"))
         params = count_params(model)
+        # Metrics that do not depend on the weights and that a constraint names are measured on the
+        # untrained model: a candidate that breaks the constraint is never trained.
+        early_names = [m for m in self.metrics if m in WEIGHT_FREE_METRICS
+                       and any(c.metric == m for c in ctx.constraints)]
+        early: dict[str, float] = {}
+        if early_names:
+            early = compute_metrics(model, early_names, self.input_shape(), device=device,
+                                    **self.metric_options)
+            broken = [c for c in ctx.constraints if c.satisfied(early) is False]
+            if broken:
+                return Result(metrics={**early, "params": float(params)},
+                              cost=time.time() - started, status=TrialStatus.INFEASIBLE,
+                              error="violates " + ", ".join(map(str, broken)),
+                              info={"trained": False})
         order_seed = derive_seed(ctx.seed, "data")
         train = self._loader(data.train, cfg.batch_size, True, order_seed, device)
         val = self._loader(data.val, cfg.eval_batch_size, False, 0, device)
@@ -276,9 +324,11 @@ class TrainingEvaluator(Evaluator):
         if data.test is not None:
             test = self._loader(data.test, cfg.eval_batch_size, False, 0, device)
             metrics["test_accuracy"], _ = evaluate_model(model, test, device, amp)
-        if self.metrics:
+        metrics.update(early)
+        later = [m for m in self.metrics if m not in early]
+        if later:
             metrics.update(compute_metrics(
-                model, self.metrics, self.input_shape(), device=device,
+                model, later, self.input_shape(), device=device,
                 data=self._loader(data.val, cfg.eval_batch_size, False, 0, device),
                 **self.metric_options,
             ))

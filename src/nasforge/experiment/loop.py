@@ -47,9 +47,10 @@ from nasforge.trial import (
     TrialStatus,
     as_constraints,
     as_objectives,
+    metric_uses,
 )
 from nasforge.utils.device import resolve_device
-from nasforge.utils.rng import derive_seed
+from nasforge.utils.rng import check_seed, derive_seed
 
 log = logging.getLogger("nasforge.experiment")
 
@@ -93,6 +94,7 @@ class _Pending:
     trial: Trial
     done: Trial | None = None
     attempts: int = 0
+    cheap: dict[str, float] | None = None  # cheap_metrics of the architecture, once computed
 
 
 def _check_positive(name: str, value: float | None) -> None:
@@ -119,6 +121,14 @@ class Experiment:
     evaluation when the evaluator knows the metric; such rejected proposals are stored as
     ``infeasible`` at no cost and do not count against ``max_trials``. Otherwise they are checked on
     the evaluated metrics and the trial is marked ``infeasible``.
+
+    Every metric an objective or constraint names must be in a successful result. The evaluator is
+    asked to compute them (:meth:`Evaluator.request_metrics`); when it declares what it produces
+    (:meth:`Evaluator.produced_metrics`), an unknown name is refused here with the list of metrics
+    it has. Otherwise a result without the metric fails its trial with the reason, and when no
+    trial has ever had that metric the run stops with a ConfigError instead of spending its budget.
+    The evaluator's :meth:`Evaluator.check_ready` (e.g. "is the dataset there?") runs here too,
+    before the storage is opened, so a setup error leaves no empty database behind.
     """
 
     def __init__(
@@ -152,6 +162,7 @@ class Experiment:
             raise ConfigError(f"budget must be a nasforge Budget, got {type(budget).__name__}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigError(f"retries must be an integer >= 0, got {retries!r}")
+        seed = check_seed(seed)
         _check_positive("trial_timeout", trial_timeout)
         self.space = space
         self.strategy = strategy
@@ -160,7 +171,10 @@ class Experiment:
         self.objectives = (as_objectives(objectives) if objectives is not None
                            else strategy.objectives)
         self.constraints = as_constraints(constraints)
-        self.storage = open_storage(storage)
+        #: Metric -> the objectives and constraints that name it (each must be in every result).
+        self.required_metrics = metric_uses(self.objectives, self.constraints)
+        self.evaluator.request_metrics(self.required_metrics)
+        self._check_metric_names()
         if isinstance(executor, Executor):
             if workers != 1:
                 raise ConfigError(
@@ -175,6 +189,9 @@ class Experiment:
         self.seed = int(seed)
         self._device_auto = device in (None, "auto")
         self.device = resolve_device(device)
+        # Last, so that bad settings (above) or a missing dataset leave no empty database behind.
+        self.evaluator.check_ready()
+        self.storage = open_storage(storage)
         self.fidelity = fidelity
         self.trial_timeout = trial_timeout
         self.callbacks = [as_callback(c) for c in callbacks]
@@ -199,6 +216,7 @@ class Experiment:
         self._unsaved: list[tuple[Trial, int]] = []  # asked trials not written yet
         self._elapsed_saved = 0.0
         self._last_wait = float("inf")
+        self._metrics_seen: set[str] = set()  # every metric name some trial's result had
 
     # ------------------------------------------------------------------ public
     @property
@@ -246,7 +264,7 @@ class Experiment:
 
         :meth:`run` does this itself; call it to inspect a stored experiment's strategy.
         """
-        self._check_config()
+        self.check_config()
         self._restore()
         return [p.trial for p in self._pending.values() if p.done is None]
 
@@ -256,7 +274,7 @@ class Experiment:
         Ctrl-C (KeyboardInterrupt) stops the workers and re-raises; trials that were running stay
         ``running`` in storage and are evaluated again when ``run()`` is called next.
         """
-        self._check_config()
+        self.check_config()
         with self.storage.writer():
             self._restore()
             self._stop_requested = False
@@ -327,7 +345,14 @@ class Experiment:
         self._seq += 1
         self._unsaved.append((trial, self._seq))  # written with the next tell (or flush)
         self._cache(trial)
-        rejection = self._precheck(arch) if self.constraints else None
+        cheap, rejection = self._precheck(arch) if self.constraints else (None, None)
+        if rejection is not None and rejection.status is TrialStatus.FAILED:
+            # cheap_metrics crashed: a failed trial like any other, so it counts against the
+            # budget (a broken build would otherwise be retried for free without end).
+            self._rejected_in_a_row = 0
+            self._usage.trials += 1
+            self._tell(trial.finish(rejection, trial.started_at))
+            return
         if rejection is not None:
             self._rejected_in_a_row += 1
             done = trial.finish(rejection, trial.started_at)
@@ -340,23 +365,58 @@ class Experiment:
             return
         self._rejected_in_a_row = 0
         self._usage.trials += 1
-        p = _Pending(trial)
+        p = _Pending(trial, cheap=cheap)
         self._pending[number] = p
         self._submit(p)
 
-    def _precheck(self, arch: Any) -> Result | None:
-        """A rejection Result when ``cheap_metrics`` already break a constraint, else None."""
+    def _precheck(self, arch: Any) -> tuple[dict[str, float] | None, Result | None]:
+        """``(cheap_metrics, rejection)``: the rejection Result is None when no constraint is
+        broken by the metrics known before evaluation."""
         try:
-            cheap = self.evaluator.cheap_metrics(arch)
+            cheap = dict(self.evaluator.cheap_metrics(arch))
         except Exception as exc:  # the same failure would hit the evaluation; record it
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            return Result(status=TrialStatus.FAILED, cost=0.0, info={REJECTED: True},
-                          error=f"cheap_metrics failed: {type(exc).__name__}: {exc}\n{text}")
+            return None, Result(status=TrialStatus.FAILED, cost=0.0,
+                                error=f"cheap_metrics failed: {type(exc).__name__}: {exc}\n{text}")
         broken = [c for c in self.constraints if c.satisfied(cheap) is False]
         if not broken:
-            return None
-        return Result(metrics=cheap, cost=0.0, status=TrialStatus.INFEASIBLE,
-                      error="violates " + ", ".join(map(str, broken)), info={REJECTED: True})
+            return cheap, None
+        return cheap, Result(metrics=cheap, cost=0.0, status=TrialStatus.INFEASIBLE,
+                             error="violates " + ", ".join(map(str, broken)),
+                             info={REJECTED: True})
+
+    def _cheap_for(self, p: _Pending) -> dict[str, float]:
+        """The pending trial's cheap metrics, computed now if the precheck did not run."""
+        if p.cheap is None:
+            try:
+                p.cheap = dict(self.evaluator.cheap_metrics(p.trial.arch))
+            except Exception as exc:  # the result then simply lacks the metric
+                log.debug("cheap_metrics failed for trial %d: %s", p.trial.number, exc)
+                p.cheap = {}
+        return p.cheap
+
+    def _check_metric_names(self) -> None:
+        """Refuse objective/constraint metrics the evaluator declares it cannot produce."""
+        produced = self.evaluator.produced_metrics()
+        if produced is None:
+            return
+        unknown = [m for m in self.required_metrics if m not in produced]
+        if unknown:
+            uses = "; ".join(f"{m!r} (named by {', '.join(self.required_metrics[m])})"
+                             for m in unknown)
+            raise ConfigError(
+                f"evaluator {self.evaluator.name!r} does not produce the metric(s) {uses}; "
+                f"its metrics are: {', '.join(sorted(produced))}"
+            )
+
+    def _missing_metrics(self, p: _Pending, metrics: dict[str, float]) -> list[str]:
+        """Required metrics a successful result lacks; fills in those ``cheap_metrics`` know."""
+        missing = [m for m in self.required_metrics if m not in metrics]
+        if missing:
+            cheap = self._cheap_for(p)
+            metrics.update({m: cheap[m] for m in missing if m in cheap})
+            missing = [m for m in missing if m not in metrics]
+        return missing
 
     def _submit(self, p: _Pending) -> None:
         job = TrialJob(p.trial.number, p.trial.arch, self._context(p.trial),
@@ -374,7 +434,8 @@ class Experiment:
             budget_end = time.time() + max(self.budget.max_seconds - self.elapsed, 0.0)
             deadline = budget_end if deadline is None else min(deadline, budget_end)
         return EvalContext(seed=trial.seed, device=self.device, fidelity=trial.fidelity,
-                           trial_number=trial.number, deadline=deadline)
+                           trial_number=trial.number, deadline=deadline,
+                           constraints=self.constraints)
 
     def _on_outcome(self, outcome: JobOutcome) -> None:
         p = self._pending.get(outcome.number)
@@ -388,15 +449,27 @@ class Experiment:
             return
         t, result = p.trial, outcome.result
         status, error, info = result.status, result.error, dict(result.info)
+        metrics = dict(result.metrics)
         if p.attempts:
             info["attempts"] = p.attempts + 1
+        never_seen: list[str] = []
+        if status is TrialStatus.OK:
+            missing = self._missing_metrics(p, metrics)
+            if missing:
+                uses = "; ".join(f"{m!r} (named by {', '.join(self.required_metrics[m])})"
+                                 for m in missing)
+                status = TrialStatus.FAILED
+                error = (f"the result has no metric {uses}; it has: "
+                         f"{', '.join(sorted(metrics)) or '(no metrics)'}")
+                never_seen = [m for m in missing if m not in self._metrics_seen]
+        self._metrics_seen.update(metrics)
         if status is TrialStatus.OK and self.constraints:
-            broken = [c for c in self.constraints if c.satisfied(result.metrics) is False]
+            broken = [c for c in self.constraints if c.satisfied(metrics) is False]
             if broken:
                 status, error = TrialStatus.INFEASIBLE, "violates " + ", ".join(map(str, broken))
         cost = (result.cost if result.cost is not None
                 else max(outcome.finished_at - outcome.started_at, 0.0))
-        done = Trial(number=t.number, arch=t.arch, status=status, metrics=dict(result.metrics),
+        done = Trial(number=t.number, arch=t.arch, status=status, metrics=metrics,
                      cost=float(cost), error=error, info=info, seed=t.seed, fidelity=t.fidelity,
                      started_at=outcome.started_at, finished_at=outcome.finished_at)
         p.done = done
@@ -407,6 +480,16 @@ class Experiment:
             self._cache(done)
         else:
             self._tell(done)
+        if never_seen:
+            # No result so far had it: a typo or a metric this evaluator never produces. Every
+            # further trial would fail the same way, so stop now (the failed trial is stored).
+            raise ConfigError(
+                f"stopped after trial {t.number}: its result has no metric "
+                f"{', '.join(map(repr, never_seen))}, which "
+                f"{'; '.join(u for m in never_seen for u in self.required_metrics[m])} names; "
+                f"the evaluator produced: {', '.join(sorted(metrics)) or '(no metrics)'}. "
+                "Fix the objective or constraint, or make the evaluator return that metric"
+            )
 
     def _tell_ready(self) -> None:
         """Tell finished trials at the head of the ask order (ordered mode buffers the rest).
@@ -482,7 +565,13 @@ class Experiment:
             "seed": self.seed,
         }
 
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """Refuse a storage that holds a different experiment; claim an empty one.
+
+        :meth:`run` calls this first. Call it yourself before writing anything else into the
+        storage (the CLI stores its settings only once the storage is known to be this
+        experiment's), so that a refused run changes nothing.
+        """
         stored = self.storage.get_meta("config")
         if stored is None:
             self.storage.set_meta("config", self.config)
@@ -515,8 +604,10 @@ class Experiment:
         )
         self._trials = {}
         self._best = None
+        self._metrics_seen = set()
         for s in stored:
             self._cache(s.trial)
+            self._metrics_seen.update(s.trial.metrics)
         snap = self.storage.latest_snapshot()
         start_seq = 0
         if snap is not None:

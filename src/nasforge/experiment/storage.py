@@ -229,7 +229,8 @@ class MemoryStorage(Storage):
         return self._snapshot[0], json.loads(dumps(self._snapshot[1]))
 
 
-_SCHEMA = """
+_SCHEMA = f"""
+BEGIN;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trials (
     number INTEGER PRIMARY KEY,
@@ -248,7 +249,17 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE INDEX IF NOT EXISTS trials_status ON trials(status);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, state TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '{SCHEMA_VERSION}');
+COMMIT;
 """
+
+#: The columns of each table of the layout above (an existing file must have them all).
+_LAYOUT = {
+    "meta": ("key", "value"),
+    "trials": ("number", "arch", "status", "metrics", "cost", "error", "info", "seed", "fidelity",
+               "started_at", "finished_at", "ask_seq", "tell_seq"),
+    "snapshots": ("seq", "state"),
+}
 
 _MARKS = ",".join("?" * 12)
 _COLUMNS = (
@@ -305,11 +316,13 @@ class SQLiteStorage(Storage):
         self._lock = threading.RLock()
         self._lock_file: IO[str] | None = None
         try:
+            # Look before writing: a file from a newer nasforge, or another program's database,
+            # must be refused as it is, not half-converted by our DDL.
+            self._check_version()
             if not readonly:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.executescript(_SCHEMA)
-            self._check_version()
+                self._conn.executescript(_SCHEMA)  # one transaction: tables and version together
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StorageError(
@@ -320,32 +333,59 @@ class SQLiteStorage(Storage):
             raise
 
     def _check_version(self) -> None:
-        try:
-            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        except sqlite3.OperationalError as exc:
-            raise StorageError(
-                f"{str(self.path)!r} is not a nasforge experiment database ({exc})"
-            ) from exc
-        if row is None:
+        """Refuse (without writing) a file that is newer, not ours, or not laid out as ours."""
+        name = str(self.path)
+        tables = {r[0] for r in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")}
+        if not tables:
             if self.readonly:
                 raise StorageError(
-                    f"{str(self.path)!r} is not a nasforge experiment database (no schema version)"
+                    f"{name!r} is not a nasforge experiment database (no schema version)"
                 )
-            self._conn.execute(
-                "INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            return
+            return  # a new (or empty) file: the schema is created next
+        row = None
+        if "meta" in tables:
+            try:
+                row = self._conn.execute(
+                    "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            except sqlite3.OperationalError as exc:
+                raise StorageError(
+                    f"{name!r} is not a nasforge experiment database ({exc})"
+                ) from exc
+        if row is None:
+            if self.readonly or not tables <= set(_LAYOUT):
+                raise StorageError(
+                    f"{name!r} is not a nasforge experiment database (it has table(s) "
+                    f"{', '.join(sorted(tables))} but no schema version); use another path"
+                )
+            # Only our tables: a creation interrupted by an older nasforge, whose DDL and version
+            # were not one transaction. The layout check below still applies.
+            row = (str(SCHEMA_VERSION),)
         try:
             version = int(json.loads(row[0]))
         except (ValueError, TypeError):
-            raise StorageError(
-                f"{str(self.path)!r} has an unreadable schema version {row[0]!r}"
-            ) from None
+            raise StorageError(f"{name!r} has an unreadable schema version {row[0]!r}") from None
         if version > SCHEMA_VERSION:
             raise StorageError(
-                f"{str(self.path)!r} was written by a newer nasforge (schema version {version}; "
+                f"{name!r} was written by a newer nasforge (schema version {version}; "
                 f"this version reads up to {SCHEMA_VERSION}); upgrade nasforge to open it"
             )
+        for table, columns in _LAYOUT.items():
+            if table not in tables:
+                if self.readonly:
+                    raise StorageError(
+                        f"{name!r} is not a complete nasforge experiment database (no table "
+                        f"{table!r})"
+                    )
+                continue  # created by the schema script
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in columns if c not in have]
+            if missing:
+                raise StorageError(
+                    f"{name!r} does not have the layout of a nasforge experiment database "
+                    f"(schema version {version}): table {table!r} lacks column(s) "
+                    f"{', '.join(missing)}"
+                )
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -83,6 +83,12 @@ METRICS: dict[str, MetricFn] = {
 #: Metrics that need no data and no timing: cheap enough to check constraints before training.
 STATIC_METRICS = ("params", "flops", "macs")
 
+#: Metrics that do not depend on the trained weights (only on the architecture and the device), so
+#: they can be measured on the untrained model: a constraint on them can reject a candidate before
+#: any training. The timing and memory ones are measured where the trial runs (its device).
+WEIGHT_FREE_METRICS = (*STATIC_METRICS, "latency_ms", "throughput", "peak_memory_mb",
+                       "train_memory_mb")
+
 
 def list_metrics() -> list[str]:
     """Names accepted by :func:`compute_metrics` (and the training evaluator's ``metrics=``)."""
