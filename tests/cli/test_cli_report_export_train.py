@@ -315,10 +315,10 @@ def test_new_user_flow_search_report_export_train(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NASFORGE_DATA", str(fashion_mnist_dir))
     assert run_cli(["init", "search.yaml", "--quiet"], capsys)[0] == 0
-    code, _, err = run_cli(["search", "--config", "search.yaml", "--budget-trials", "2",
-                              *TINY_EVAL], capsys)
+    code, out, err = run_cli(["search", "--config", "search.yaml", "--budget-trials", "2",
+                                *TINY_EVAL], capsys)
     assert code == 0, err
-    assert "best architecture" in err and "2 trials" in err  # progress and summary on stderr
+    assert "best architecture" in out and "2 trials" in out  # the summary is the result: stdout
     db = Path("runs/search.db")
     assert db.is_file()
     assert run_cli(["report", str(db), "-o", "report.html", "--quiet"], capsys)[0] == 0

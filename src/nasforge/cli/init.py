@@ -94,6 +94,10 @@ executor: null
 workers: 1
 # Ray cluster to join when executor is ray: auto, or ray://HOST:PORT (null = start a local Ray).
 ray_address: null
+# CPUs each Ray worker reserves (torch uses that many threads); null = 1.
+ray_num_cpus: null
+# GPUs each Ray worker reserves (fractions share a GPU, e.g. 0.5); null = none.
+ray_num_gpus: null
 # Re-run a trial whose worker process died (crash, out of memory) up to this many times.
 retries: 0
 # Device for training: auto (CUDA when available), cpu, cuda or cuda:N.
