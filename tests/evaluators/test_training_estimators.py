@@ -141,5 +141,16 @@ def test_training_evaluator_hardware_metrics(fashion_mnist_dir: Path) -> None:
     for m in ("latency_ms", "peak_memory_mb", "fgsm_accuracy", "noise_accuracy"):
         assert r.metrics[m] >= 0
     assert r.info["metric_options"]["epsilon"] == 0.05
+    # Measured in the training conditions: fp32 and NCHW on the CPU by default...
+    assert r.info["metric_options"]["precision"] == "float32"
+    assert r.info["metric_options"]["channels_last"] is False
+    # ...channels_last when the trainer used it, unless metric_options say otherwise.
+    nhwc = nasforge.create_evaluator(
+        "train", dataset="fashion_mnist", data_dir=str(fashion_mnist_dir), epochs=1,
+        train_subset=128, val_subset=64, batch_size=64, channels_last=True,
+        metrics=("latency_ms",), metric_options={"latency_repeats": 2},
+    ).bind(space)
+    assert nhwc.evaluate(space.make({"width": 4}),
+                         EvalContext(seed=0)).info["metric_options"]["channels_last"] is True
     with pytest.raises(ConfigError, match="unknown metric option"):
         nasforge.create_evaluator("train", metric_options={"eps": 0.1})

@@ -274,6 +274,13 @@ class TrainingEvaluator(Evaluator):
         data = self._splits_on(device)
         model = self.build(arch, seed=derive_seed(ctx.seed, "init"))
         params = count_params(model)
+        # Measured in the conditions the trainer uses (on CUDA: bf16 autocast, channels_last),
+        # unless the user's metric_options say otherwise.
+        on_cuda = device.startswith("cuda")
+        amp = on_cuda if cfg.amp is None else (cfg.amp and on_cuda)
+        channels_last = on_cuda if cfg.channels_last is None else cfg.channels_last
+        metric_options = {"precision": "bfloat16" if amp else "float32",
+                          "channels_last": channels_last, **self.metric_options}
         # Metrics that do not depend on the weights and that a constraint names are measured on the
         # untrained model: a candidate that breaks the constraint is never trained.
         early_names = [m for m in self.metrics if m in WEIGHT_FREE_METRICS
@@ -281,7 +288,7 @@ class TrainingEvaluator(Evaluator):
         early: dict[str, float] = {}
         if early_names:
             early = compute_metrics(model, early_names, self.input_shape(), device=device,
-                                    **self.metric_options)
+                                    **metric_options)
             broken = [c for c in ctx.constraints if c.satisfied(early) is False]
             if broken:
                 return Result(metrics={**early, "params": float(params)},
@@ -320,17 +327,16 @@ class TrainingEvaluator(Evaluator):
             "params": float(params),
             "epochs": float(fit.epochs),
         }
-        amp = cfg.amp if cfg.amp is not None else device.startswith("cuda")
         if data.test is not None:
             test = self._loader(data.test, cfg.eval_batch_size, False, 0, device)
-            metrics["test_accuracy"], _ = evaluate_model(model, test, device, amp)
+            metrics["test_accuracy"], _ = evaluate_model(model, test, device, amp, channels_last)
         metrics.update(early)
         later = [m for m in self.metrics if m not in early]
         if later:
             metrics.update(compute_metrics(
                 model, later, self.input_shape(), device=device,
                 data=self._loader(data.val, cfg.eval_batch_size, False, 0, device),
-                **self.metric_options,
+                **metric_options,
             ))
         info = {
             "curve": [s.to_dict() for s in fit.curve],
@@ -343,7 +349,7 @@ class TrainingEvaluator(Evaluator):
             "data": data.sizes(),
         }
         if self.metrics:
-            info["metric_options"] = {**resolve_options(self.metric_options),
+            info["metric_options"] = {**resolve_options(metric_options),
                                       "threads": torch.get_num_threads()}
         return Result(metrics=metrics, cost=time.time() - started, info=info)
 

@@ -15,7 +15,9 @@
 Options (keyword arguments of :func:`compute_metrics`, or the training evaluator's
 ``metric_options``): ``latency_batch_size``, ``latency_warmup``, ``latency_repeats``,
 ``throughput_batch_size``, ``memory_batch_size``, ``epsilon``, ``noise_std``,
-``robustness_batches`` (limit the batches used by the robustness metrics).
+``robustness_batches`` (limit the batches used by the robustness metrics), ``precision``
+(``"float32"``, or ``"bfloat16"``/``"float16"`` autocast) and ``channels_last`` for the latency,
+throughput and memory metrics (the training evaluator sets both to its training conditions on CUDA).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "epsilon": 8 / 255,
     "noise_std": 0.1,
     "robustness_batches": None,
+    "precision": "float32",
+    "channels_last": False,
 }
 
 _MIB = float(1 << 20)
@@ -62,16 +66,20 @@ METRICS: dict[str, MetricFn] = {
     "flops": lambda m, shape, dev, data, o: float(count_flops(m, shape, device=dev)),
     "macs": lambda m, shape, dev, data, o: float(count_macs(m, shape, device=dev)),
     "latency_ms": lambda m, shape, dev, data, o: measure_latency(
-        m, shape, o["latency_batch_size"], dev, o["latency_warmup"], o["latency_repeats"]
+        m, shape, o["latency_batch_size"], dev, o["latency_warmup"], o["latency_repeats"],
+        precision=o["precision"], channels_last=o["channels_last"],
     ).median_ms,
     "throughput": lambda m, shape, dev, data, o: o["throughput_batch_size"] * 1000.0 / (
         measure_latency(m, shape, o["throughput_batch_size"], dev, o["latency_warmup"],
-                        o["latency_repeats"]).median_ms
+                        o["latency_repeats"], precision=o["precision"],
+                        channels_last=o["channels_last"]).median_ms
     ),
     "peak_memory_mb": lambda m, shape, dev, data, o: peak_memory_bytes(
-        m, shape, o["memory_batch_size"], "inference", dev) / _MIB,
+        m, shape, o["memory_batch_size"], "inference", dev, precision=o["precision"],
+        channels_last=o["channels_last"]) / _MIB,
     "train_memory_mb": lambda m, shape, dev, data, o: peak_memory_bytes(
-        m, shape, o["memory_batch_size"], "training", dev) / _MIB,
+        m, shape, o["memory_batch_size"], "training", dev, precision=o["precision"],
+        channels_last=o["channels_last"]) / _MIB,
     "fgsm_accuracy": lambda m, shape, dev, data, o: fgsm_accuracy(
         m, _need_data("fgsm_accuracy", data), o["epsilon"], dev,
         max_batches=o["robustness_batches"]),
