@@ -116,3 +116,48 @@ def test_ray_worker_killed_mid_trial(ray_cluster: str, tmp_path: Path) -> None:
     assert by_number[7].error == "timeout after 3 s"
     assert all(by_number[n].ok for n in (0, 1, 3, 4, 6, 8))
     assert executor.actors_started >= 2 + 3  # two at start, three replacements
+
+
+def _ray_sockets(listening: bool) -> list[tuple[str, str, str]]:
+    """(local, peer, process) of the TCP sockets that Ray's processes or this driver hold."""
+    args = ["ss", "-Htnp"] + (["-l"] if listening else [])
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot list sockets with {' '.join(args)}: {exc}")
+    rows = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        users = " ".join(fields[5:])
+        if any(k in users for k in ("raylet", "gcs_server", "ray::", f"pid={os.getpid()},")):
+            rows.append((fields[3], fields[4], users))
+    return rows
+
+
+def _loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:")
+    return host.startswith("127.") or host == "::1"  # "*" and 0.0.0.0 are every interface
+
+
+def test_ray_talks_only_over_loopback(ray_cluster: str) -> None:
+    """The network rule of this project: Ray's servers listen on 127.0.0.1 only, and every
+    connection of the cluster and of this driver stays on loopback (checked with ``ss``)."""
+    import ray
+
+    ray.init(address="auto", log_to_driver=False)
+    try:
+        @ray.remote
+        def square(x: int) -> int:
+            return x * x
+
+        assert ray.get([square.remote(i) for i in range(4)]) == [0, 1, 4, 9]
+        listening, connected = _ray_sockets(True), _ray_sockets(False)
+    finally:
+        ray.shutdown()
+    assert listening and connected, "no Ray sockets seen: the check would prove nothing"
+    bad = [(local, users) for local, _, users in listening if not _loopback(local)]
+    assert not bad, f"Ray listens beyond loopback: {bad}"
+    bad = [row for row in connected if not (_loopback(row[0]) and _loopback(row[1]))]
+    assert not bad, f"connections beyond loopback: {bad}"
