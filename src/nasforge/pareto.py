@@ -14,6 +14,7 @@ slicing objectives, exact for any number of objectives, fast for 2-3).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,42 +56,97 @@ def dominates(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
     return bool(np.all(pts[0] <= pts[1]) and np.any(pts[0] < pts[1]))
 
 
-def _dominance(pts: np.ndarray) -> np.ndarray:
-    """``D[i, j]`` is True when point i dominates point j (minimization)."""
-    le = np.all(pts[:, None, :] <= pts[None, :, :], axis=2)
-    lt = np.any(pts[:, None, :] < pts[None, :, :], axis=2)
-    out: np.ndarray = le & lt
-    return out
+#: Elements (points x points x objectives) compared at once by the chunked dominance test of three
+#: or more objectives: bounds its memory (a few MB) whatever the number of points.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def _dominated_by(pts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For every point, how many of the points ``pts[rows]`` dominate it (minimization).
+
+    Compares a chunk of rows against all points at a time, so memory stays at
+    ``_CHUNK_ELEMENTS`` booleans instead of the n x n x m of one broadcast.
+    """
+    n, m = pts.shape
+    count = np.zeros(n, dtype=np.int64)
+    step = max(1, _CHUNK_ELEMENTS // max(n * m, 1))
+    for start in range(0, len(rows), step):
+        sub = pts[rows[start:start + step]][:, None, :]
+        dom = np.all(sub <= pts[None, :, :], axis=2) & np.any(sub < pts[None, :, :], axis=2)
+        count += dom.sum(axis=0)
+    return count
+
+
+def _ranks_2d(pts: np.ndarray) -> np.ndarray:
+    """Front number of every point of a two-objective set, by a sweep in O(n log n).
+
+    Points are visited in lexicographic order, so every dominator of a point comes before it.
+    Each front keeps the key (second objective, first objective) of the last point it received;
+    that point has the front's smallest second objective, so the front dominates a new point
+    exactly when its key is lexicographically below the point's own (an identical point does
+    not dominate). The keys stay sorted from front to front, so the point's front is the first
+    one whose key is not below, found by bisection.
+    """
+    ranks = np.empty(len(pts), dtype=np.int64)
+    keys: list[tuple[float, float]] = []
+    xs, ys = pts[:, 0].tolist(), pts[:, 1].tolist()
+    for i in np.lexsort((pts[:, 1], pts[:, 0])).tolist():
+        key = (ys[i], xs[i])
+        k = bisect.bisect_left(keys, key)
+        if k == len(keys):
+            keys.append(key)
+        else:
+            keys[k] = key
+        ranks[i] = k
+    return ranks
+
+
+def _ranks(pts: np.ndarray) -> np.ndarray:
+    """Front number (0 = non-dominated) of every point of a non-empty minimization set."""
+    n, m = pts.shape
+    if m == 1:
+        # Equal values share a front; each distinct value is its own front.
+        out: np.ndarray = np.unique(pts[:, 0], return_inverse=True)[1].reshape(n)
+        return out
+    if m == 2:
+        return _ranks_2d(pts)
+    # Three or more objectives: Deb et al.'s peeling, with domination counts computed in chunks.
+    ranks = np.full(n, -1, dtype=np.int64)
+    count = _dominated_by(pts, np.arange(n))
+    current = np.flatnonzero(count == 0)
+    r = 0
+    while current.size:
+        ranks[current] = r
+        count = count - _dominated_by(pts, current)
+        count[current] = -1  # placed: never selected again
+        current = np.flatnonzero(count == 0)
+        r += 1
+    return ranks
 
 
 def non_dominated_sort(points: ArrayLike, directions: Sequence[str] | None = None
                        ) -> list[np.ndarray]:
     """Fronts of point indices: front 0 is the non-dominated set, front 1 is non-dominated once
-    front 0 is removed, and so on (Deb et al.'s fast non-dominated sort, vectorized).
-    Each front lists indices in increasing order; equal points share a front."""
+    front 0 is removed, and so on (Deb et al.'s fast non-dominated sort).
+    Each front lists indices in increasing order; equal points share a front.
+
+    Two objectives take a sort-based sweep (O(n log n) time, O(n) memory); more objectives compare
+    points in chunks (O(n^2 m) time, bounded memory)."""
     pts = as_minimization(points, directions)
-    n = len(pts)
-    if n == 0:
+    if len(pts) == 0:
         return []
-    dom = _dominance(pts)
-    count = dom.sum(axis=0)  # how many points dominate each point
-    fronts: list[np.ndarray] = []
-    current = np.flatnonzero(count == 0)
-    while current.size:
-        fronts.append(current)
-        count = count - dom[current].sum(axis=0)
-        count[current] = -1  # placed: never selected again
-        current = np.flatnonzero(count == 0)
-    return fronts
+    ranks = _ranks(pts)
+    order = np.argsort(ranks, kind="stable")  # stable: indices stay increasing within a front
+    bounds = np.flatnonzero(np.diff(ranks[order])) + 1
+    return list(np.split(order, bounds))
 
 
 def pareto_ranks(points: ArrayLike, directions: Sequence[str] | None = None) -> np.ndarray:
     """Front number of every point (0 = non-dominated)."""
-    n = len(np.asarray(points, dtype=float))
-    ranks = np.zeros(n, dtype=int)
-    for r, front in enumerate(non_dominated_sort(points, directions)):
-        ranks[front] = r
-    return ranks
+    pts = as_minimization(points, directions)
+    if len(pts) == 0:
+        return np.zeros(0, dtype=int)
+    return np.asarray(_ranks(pts), dtype=int)
 
 
 def pareto_mask(points: ArrayLike, directions: Sequence[str] | None = None) -> np.ndarray:
@@ -98,7 +154,9 @@ def pareto_mask(points: ArrayLike, directions: Sequence[str] | None = None) -> n
     pts = as_minimization(points, directions)
     if len(pts) == 0:
         return np.zeros(0, dtype=bool)
-    return np.asarray(~_dominance(pts).any(axis=0), dtype=bool)
+    if pts.shape[1] <= 2:
+        return np.asarray(_ranks(pts) == 0, dtype=bool)
+    return np.asarray(_dominated_by(pts, np.arange(len(pts))) == 0, dtype=bool)
 
 
 def crowding_distance(points: ArrayLike, directions: Sequence[str] | None = None) -> np.ndarray:

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import numpy as np
 import optuna
 import pytest
-from strategy_helpers import ToyConditionalSpace, crc
+from strategy_helpers import ToyConditionalSpace, crc, drive, toy_trial
 
 import nasforge
 from nasforge.errors import ConfigError
 from nasforge.pareto import hypervolume
 from nasforge.space.architecture import Architecture
+from nasforge.space.base import SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.strategies.ga import GeneticAlgorithm
 from nasforge.strategies.local_search import LocalSearch
 from nasforge.strategies.nsga2 import NSGA2
 from nasforge.strategies.predictors import MLPEnsemble
 from nasforge.strategies.progressive import ProgressiveSearch
-from nasforge.strategies.reinforce import Reinforce
+from nasforge.strategies.reinforce import FREE_UPDATES, Reinforce
 from nasforge.strategies.tpe import suggest_architecture
 from nasforge.trial import Trial, TrialStatus
 
@@ -73,16 +75,49 @@ def test_reinforce_normalized_advantage_is_clipped() -> None:
     # The outlier counts a few standard deviations (at most 3), not the raw -60 or so.
     assert -3.0 <= advantages[-1] < -1.5
     assert all(abs(a) <= 3.0 for a in advantages)
-    plain = Reinforce(NB201, seed=0)
+    plain = Reinforce(NB201, seed=0, normalize_advantage=False)
     assert [plain.update(a, r) for a, r in zip(archs, [80.0, 10.0])][1] < -30
 
 
-def test_reinforce_avoid_repeats_skips_evaluated_architectures() -> None:
-    unique = {}
-    for avoid in (False, True):
-        strat = Reinforce(NB201, seed=0, lr=0.02, avoid_repeats=avoid)  # collapses fast
-        unique[avoid] = len({t.arch for t in run(strat, convs, 40)})
-    assert unique[True] >= unique[False] + 10  # rejection sampling finds new ones (23 -> 37)
+@pytest.mark.parametrize("avoid", [True, False])
+def test_reinforce_learns_from_known_draws_without_a_query(avoid: bool) -> None:
+    strat = Reinforce(NB201, seed=0, avoid_repeats=avoid)
+    known = [NB201.sample(i) for i in range(3)]
+    for n, arch in enumerate(known):
+        strat.ask()
+        strat.pending.clear()  # the asked architecture is not the one told below
+        strat.tell(ok(arch, n, accuracy=80.0 + n))
+    new = NB201.sample(7)
+    draws = iter([known[2], known[0], new])
+    strat._sample = lambda: next(draws)  # type: ignore[method-assign]
+    updates, before = strat.updates, strat.log_prob(known[2])
+    if avoid:
+        assert strat.ask() == new  # the known draws were learned from, not returned
+        assert strat.updates == updates + 2 and strat.free_updates == 2
+        assert strat.log_prob(known[2]) > before  # the best known reward pulled its draw up
+    else:
+        assert strat.ask() == known[2]  # plain REINFORCE evaluates every draw
+        assert strat.updates == updates and strat.free_updates == 0
+
+
+def test_reinforce_free_updates_per_ask_are_bounded() -> None:
+    strat = Reinforce(NB201, seed=0)
+    arch = NB201.sample(0)
+    strat.tell(ok(arch, 0, accuracy=80.0))
+    strat._sample = lambda: arch  # type: ignore[method-assign]  # a fully collapsed policy
+    assert strat.ask() == arch  # returned (evaluated again) once the free updates are spent
+    assert strat.free_updates == FREE_UPDATES
+
+
+def test_reinforce_batch_asks_redraw_pending_and_resume_known_rewards() -> None:
+    strat = Reinforce(NB201, seed=0, lr=0.05)  # collapses within a few updates
+    run(strat, convs, 30)
+    assert strat.free_updates > 0
+    batch = strat.ask_batch(4)
+    assert len(set(batch)) == 4
+    second = Reinforce(NB201, seed=1, lr=0.05)
+    second.load_state_dict(json.loads(json.dumps(strat.state_dict())))
+    assert second.known == strat.known and second.free_updates == strat.free_updates
 
 
 @pytest.mark.slow
@@ -202,20 +237,31 @@ def test_bananas_beats_random_on_a_toy_objective() -> None:
 
 
 # ---------------------------------------------------------------------------------- progressive
-def test_progressive_restricts_then_widens() -> None:
-    strat = ProgressiveSearch(NB201, seed=0, stages=3, stage_trials=20, initial_fraction=0.4)
-    allowed = [{d.name: set(strat.allowed(d, s)) for d in NB201.decisions} for s in range(3)]
-    for d in NB201.decisions:
-        assert len(allowed[0][d.name]) == 2 and len(allowed[1][d.name]) == 4
-        assert allowed[0][d.name] <= allowed[1][d.name] <= allowed[2][d.name] == set(OPS)
+def test_progressive_restricts_ordered_decisions_then_widens() -> None:
+    space = ToyConditionalSpace()
+    strat = ProgressiveSearch(space, seed=0, stages=3, stage_trials=20, initial_fraction=0.4)
+    allowed = [{d.name: set(strat.allowed(d, s)) for d in space.decisions} for s in range(3)]
+    for d in space.decisions:
+        if d.name == "depth":  # numbers, smallest first: shallow networks first
+            assert [allowed[s][d.name] for s in range(3)] == [{1, 2}, {1, 2, 3}, {1, 2, 3}]
+        elif d.name.endswith("/wide"):  # booleans, off first
+            assert [allowed[s][d.name] for s in range(3)] == [{False}, {False, True},
+                                                              {False, True}]
+        else:  # operation names have no order: never restricted, whatever the stage
+            assert all(allowed[s][d.name] == set(d.options) for s in range(3))
     stages = []
     for n in range(60):
         arch = strat.ask()
         stages.append(strat.stage)
         assert all(arch[k] in allowed[strat.stage][k] for k in arch)
-        strat.tell(ok(arch, n, accuracy=convs(arch)))
+        strat.tell(ok(arch, n, accuracy=float(arch["depth"]) + (crc(arch) % 10) / 10))
     assert stages[0] == 0 and stages[-1] == 2
     assert len(strat.population) >= 1
+
+
+def test_progressive_leaves_a_space_of_named_options_unrestricted() -> None:
+    strat = ProgressiveSearch(NB201, seed=0, initial_fraction=0.2)
+    assert all(strat.allowed(d, 0) == OPS for d in NB201.decisions)
 
 
 def test_progressive_grows_parent_decisions_from_small_values() -> None:
@@ -320,6 +366,7 @@ def test_tpe_never_repeats_an_evaluated_architecture() -> None:
     ("ga", {"crossover_rate": 1.5}, "crossover_rate"),
     ("bananas", {"acquisition": "ei"}, "'its', 'ucb', 'mean'"),
     ("bananas", {"num_init": 1}, "num_init"),
+    ("bananas", {"batch_size": 0}, "batch_size"),
     ("reinforce", {"lr": -1.0}, "lr"),
     ("local_search", {"num_init": 0}, "num_init"),
     ("progressive", {"initial_fraction": 0.0}, "initial_fraction"),
@@ -329,3 +376,78 @@ def test_tpe_never_repeats_an_evaluated_architecture() -> None:
 def test_bad_options_name_the_value(name: str, options: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         nasforge.create_strategy(name, NB201, seed=0, **options)
+
+
+@pytest.mark.parametrize("name", ["tpe", "optuna_nsga2"])
+@pytest.mark.parametrize("space", [NB201, ToyConditionalSpace()], ids=["nb201", "toy"])
+def test_optuna_resume_rebuilds_the_study_without_replay(name: str, space: SearchSpace) -> None:
+    # Long enough for the model phase, NSGA-II generations and (on the toy space, 68 members)
+    # many duplicate proposals closed with known results; batches leave asks pending.
+    options = {"population_size": 6} if name == "optuna_nsga2" else {"n_startup_trials": 5}
+    objectives = ["accuracy", "min:params"]
+    first = nasforge.create_strategy(name, space, seed=0, objectives=objectives, **options)
+    drive(first, steps=15, batch=3)
+    first.ask_batch(2)
+    state = json.loads(json.dumps(first.state_dict(), allow_nan=False))
+    assert "events" not in state  # the study itself is stored, not an ask/tell log
+    second = nasforge.create_strategy(name, space, seed=99, objectives=objectives, **options)
+    calls: list[str] = []
+    original = second._make_sampler  # type: ignore[attr-defined]
+
+    def counted(method: str, call: Callable[..., object]) -> Callable[..., object]:
+        def wrapper(*args: object, **kwargs: object) -> object:
+            calls.append(method)
+            return call(*args, **kwargs)
+
+        return wrapper
+
+    def counting(seed: int) -> optuna.samplers.BaseSampler:
+        sampler = original(seed)
+        for method in ("sample_relative", "sample_independent"):
+            setattr(sampler, method, counted(method, getattr(sampler, method)))
+        return sampler
+
+    second._make_sampler = counting  # type: ignore[attr-defined]
+    second.load_state_dict(state)
+    assert not calls  # loading asked the sampler nothing
+    assert len(second.study.trials) == len(first.study.trials)  # type: ignore[attr-defined]
+    for strat in (first, second):
+        for arch in list(strat.pending):
+            strat.tell(toy_trial(space, arch, 500))
+    assert drive(first, steps=8, start=600, batch=2) == drive(second, steps=8, start=600, batch=2)
+    assert calls  # the counter sees the sampler's work once asks resume
+
+
+def test_mlp_ensemble_minibatches_beyond_batch_size() -> None:
+    import torch
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 2, size=(400, 10)).astype(np.float32)
+    y = (x[:, :3].sum(axis=1) - 1.5).astype(np.float32)
+
+    def fitted(batch_size: int | None, seed: int = 0) -> tuple[MLPEnsemble, float]:
+        model = MLPEnsemble(10, torch.Generator().manual_seed(seed), members=3, hidden=(16,))
+        model.fit(x, y, 300, batch_size)
+        return model, float(np.mean((model.predict(x).mean(axis=0) - y) ** 2))
+
+    full, full_err = fitted(None)
+    same, _ = fitted(400)  # no more rows than the batch: full batch, the same draws
+    assert torch.equal(full.flat, same.flat)
+    mini, mini_err = fitted(32)
+    assert not torch.equal(full.flat, mini.flat)
+    assert mini_err < 0.1 * float(np.var(y)) and full_err < 0.1 * float(np.var(y))
+    assert torch.equal(mini.flat, fitted(32)[0].flat)  # minibatches come from the generator
+
+
+def test_optuna_loads_a_legacy_event_log_by_replaying_it() -> None:
+    # States written before the study was stored held the log of every Optuna ask and tell.
+    straight = nasforge.create_strategy("tpe", NB201, seed=0, n_startup_trials=2)
+    arch = straight.ask()
+    straight.tell(ok(arch, 0, accuracy=50.0))
+    state = straight.state_dict()
+    for key in ("study", "sampler_rngs", "open", "known", "worst"):
+        del state[key]
+    state["events"] = [["ask", arch.to_dict()], ["tell", 0, "complete", [50.0], 0.0]]
+    resumed = nasforge.create_strategy("tpe", NB201, seed=5, n_startup_trials=2)
+    resumed.load_state_dict(json.loads(json.dumps(state)))
+    assert [resumed.ask() for _ in range(4)] == [straight.ask() for _ in range(4)]

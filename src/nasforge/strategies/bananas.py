@@ -5,7 +5,9 @@ After ``num_init`` random architectures, each ask
 
 1. fits an ensemble of small MLPs on ``space.encode(arch)`` -> fitness of everything told so far
    (for NAS-Bench-201 the encoding includes the path encoding the paper recommends); the
-   ensemble is warm-started and retrained only when new results arrived since the last fit.
+   ensemble is warm-started and retrained only when new results arrived since the last fit,
+   full-batch up to ``batch_size`` results and on random minibatches beyond (the paper trains on
+   minibatches too), so one ask costs about the same at 1,000 or 10,000 trials.
    Targets are standardized; the loss is the mean squared error (the paper used the absolute
    error; on NAS-Bench-201's search signal squared error found the best cell more often:
    72% vs 66% of 100 runs after 100 queries);
@@ -69,6 +71,7 @@ class Bananas(Strategy):
         loss: str = "mse",
         init_steps: int = 200,
         retrain_steps: int = 40,
+        batch_size: int = 256,
         acquisition: str = "its",
         ucb_beta: float = 0.5,
         num_candidates: int = 100,
@@ -83,6 +86,7 @@ class Bananas(Strategy):
         self.num_init = positive_int("num_init", num_init, minimum=2)
         self.init_steps = positive_int("init_steps", init_steps)
         self.retrain_steps = positive_int("retrain_steps", retrain_steps)
+        self.batch_size = positive_int("batch_size", batch_size)
         self.acquisition = acquisition
         self.ucb_beta = positive_float("ucb_beta", ucb_beta, allow_zero=True)
         self.num_candidates = positive_int("num_candidates", num_candidates)
@@ -145,7 +149,7 @@ class Bananas(Strategy):
         y = (y - y.mean()) / (y.std() + 1e-9)
         x = np.stack([self._encode(a) for a, _ in self.history])
         steps = self.retrain_steps if self.model.fitted else self.init_steps
-        self.model.fit(x, y.astype(np.float32), steps)
+        self.model.fit(x, y.astype(np.float32), steps, self.batch_size)
         self.stale = False
 
     def _candidates(self, taken: Taken) -> list[Architecture]:

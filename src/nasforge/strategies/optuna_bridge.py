@@ -10,12 +10,13 @@ it. The values then go through ``space.complete``, which applies the space's own
 (e.g. DARTS' ordered, distinct node inputs), so the architecture is always a valid member; the
 repair is deterministic, so the sampler still sees a fixed function of its parameters.
 
-Resuming. Optuna's sampler state (its random generator and internal caches) is not JSON-able, so
-the strategy's state is the *event log*: the sampler seed plus every ask and tell in order. Loading
-a state replays the log into a fresh in-memory study seeded the same way; a seeded Optuna sampler
-that sees the same asks and tells in the same order draws the same numbers, so the restored
-strategy proposes exactly what the original would have. Replay costs one ask/tell per logged
-event (milliseconds each).
+Resuming. A state holds the study itself: every Optuna trial (state, values, parameters and system
+attributes, such as constraint violations or NSGA-II's generation), the study's system attributes
+(where NSGA-II caches its parent population) and the state of every random generator the sampler
+draws from. Loading rebuilds an in-memory study with ``study.add_trials`` (the distributions
+follow from the space's decisions) and sets the generators back, so the restored strategy proposes
+exactly what the original would have, at O(trials) cost: no ask is replayed. (Loading a state
+written by older versions, which logged every ask and tell, still replays that log.)
 """
 
 from __future__ import annotations
@@ -27,19 +28,22 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 
+from nasforge.errors import ConfigError
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
 from nasforge.space.decision import Value
-from nasforge.strategies._common import objective_scores
+from nasforge.strategies._common import Taken, objective_scores, propose_unique
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Objective, Trial
 from nasforge.utils.rng import RngLike
 
 log = logging.getLogger("nasforge.strategies")
 
-#: Proposals per ask before a duplicate of a pending or evaluated architecture is accepted.
+#: Sampler proposals per ask that may repeat a pending or evaluated architecture before a
+#: random untaken one is asked instead.
 DUPLICATE_TRIES = 20
 
 #: Name of the Optuna constraint that holds a trial's violation (> 0: infeasible).
@@ -86,8 +90,9 @@ class OptunaStrategy(Strategy):
     FAIL; infeasible ones as COMPLETE with a constraint violation of 1 (Optuna's samplers rank them
     behind every feasible trial) and, since Optuna needs values, the worst values seen so far.
     A proposal that repeats a pending architecture is told as FAIL and one that repeats an
-    evaluated architecture is told its known result; either way the sampler is asked again (up to
-    ``DUPLICATE_TRIES`` proposals per ask), so no query is spent twice.
+    evaluated architecture is told its known result; either way the sampler is asked again. After
+    ``DUPLICATE_TRIES`` such proposals in a row, a uniformly random untaken architecture is asked
+    through the study instead (``enqueue_trial``), so no query is spent twice.
     """
 
     def __init__(
@@ -100,14 +105,19 @@ class OptunaStrategy(Strategy):
         super().__init__(space, seed, objectives)
         self.sampler_options = dict(sampler_options)
         self.optuna_seed = int(self.rng.integers(2**31))
-        #: Every Optuna ask and tell so far: ["ask", arch] and
-        #: ["tell", number, state ("complete", "fail" or "duplicate"), values, violation].
-        self.events: list[list[Any]] = []
-        self.study = self._new_study()
+        try:
+            self.study = self._new_study()
+        except TypeError as e:  # the sampler's constructor names the option it does not take
+            raise ConfigError(f"strategy {self.name!r}: bad sampler option(s) "
+                              f"{sorted(self.sampler_options)}: {e}") from None
+        #: Optuna trials asked and not closed yet, with their architectures.
         self._open: list[tuple[Architecture, optuna.Trial]] = []
         self._worst: list[float] | None = None
         #: Outcome of every evaluated architecture: [state, values, violation].
         self._known: dict[Architecture, list[Any]] = {}
+        # Parameter name -> distribution: what suggest_architecture declares for each decision.
+        self._distributions = {d.name: optuna.distributions.CategoricalDistribution(
+            list(d.options)) for d in space.decisions}
 
     @abstractmethod
     def _make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
@@ -126,24 +136,27 @@ class OptunaStrategy(Strategy):
         # A sampler may propose an architecture that is pending or already evaluated. Close such
         # a proposal at once (pending: as failed, so it teaches nothing; evaluated: with its known
         # result, a free observation) and ask again, a bounded number of times.
-        pending = set(self.pending)
-        for attempt in range(DUPLICATE_TRIES):
+        taken = Taken(self._known, self.pending)
+        for _ in range(DUPLICATE_TRIES):
             arch, number = self._optuna_ask()
-            self.events.append(["ask", arch.to_dict()])
-            if attempt == DUPLICATE_TRIES - 1:
-                break
-            if arch in pending:
-                event = ["tell", number, "duplicate", None, 0.0]
+            if arch in taken.pending:
+                self._optuna_tell(number, "duplicate", None, 0.0)
             elif arch in self._known:
-                event = ["tell", number, *self._known[arch]]
+                self._optuna_tell(number, *self._known[arch])
             else:
-                break
-            self.events.append(event)
-            self._optuna_tell(event)
-        return arch
+                return arch
+        # The sampler keeps proposing taken architectures (TPE's argmax over few observations can
+        # repeat one pending proposal every time, and a converged model repeats its favourites):
+        # ask Optuna for a uniformly random untaken architecture instead, so the study records it.
+        arch = propose_unique(lambda: self.space.sample(self.rng), taken)
+        return self._optuna_ask(arch)[0]
 
-    def _optuna_ask(self) -> tuple[Architecture, int]:
+    def _optuna_ask(self, fixed: Architecture | None = None) -> tuple[Architecture, int]:
+        """Ask the study for a trial (with ``fixed``'s choices when given) and its architecture."""
         with quiet_optuna():
+            if fixed is not None:
+                self.study.enqueue_trial({d.name: fixed[d.name]
+                                          for d in self.space.active_decisions(fixed)})
             ot = self.study.ask()
             arch = suggest_architecture(ot, self.space)
         self._open.append((arch, ot))
@@ -155,21 +168,20 @@ class OptunaStrategy(Strategy):
             return  # not proposed by this strategy: Optuna has no trial to close
         scores = objective_scores(self.objectives, trial)
         if scores is None:
-            event = ["tell", number, "fail", None, 0.0]
+            self._optuna_tell(number, "fail", None, 0.0)
         elif not scores:
-            event = ["tell", number, "complete", self._worst_values(), 1.0]
+            self._optuna_tell(number, "complete", self._worst_values(), 1.0)
         else:
             values = [float(trial.value(o.metric) or 0.0) for o in self.objectives]
-            event = ["tell", number, "complete", values, 0.0]
-        self.events.append(event)
-        self._optuna_tell(event)
+            self._optuna_tell(number, "complete", values, 0.0)
 
     def _worst_values(self) -> list[float]:
         return list(self._worst) if self._worst is not None else [0.0] * len(self.objectives)
 
-    def _optuna_tell(self, event: list[Any]) -> None:
-        """Close an open Optuna trial as ``event`` says, and remember the outcome."""
-        _, number, state, values, viol = event
+    def _optuna_tell(self, number: int, state: str, values: list[float] | None,
+                     viol: float) -> None:
+        """Close open Optuna trial ``number``: ``state`` is "complete" (with ``values`` and
+        constraint violation ``viol``), "fail" or "duplicate"; remember the outcome."""
         i = next(i for i, (_, ot) in enumerate(self._open) if ot.number == number)
         arch, ot = self._open.pop(i)
         with quiet_optuna():
@@ -182,6 +194,7 @@ class OptunaStrategy(Strategy):
             return
         self._known[arch] = [state, values, viol]
         if state == "complete" and viol == 0.0:
+            assert values is not None
             if self._worst is None:
                 self._worst = [float(v) for v in values]
             else:
@@ -192,25 +205,105 @@ class OptunaStrategy(Strategy):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["optuna_seed"] = self.optuna_seed
-        state["events"] = [list(e) for e in self.events]
+        storage, study_id = self.study._storage, self.study._study_id
+        state["study"] = {
+            "trials": [[t.state.name, t.values, t.params, t.system_attrs]
+                       for t in self.study.get_trials(deepcopy=False)],
+            "system_attrs": storage.get_study_system_attrs(study_id),
+        }
+        state["sampler_rngs"] = {path: _rng_state(rng)
+                                 for path, rng in _random_states(self.study.sampler).items()}
+        state["open"] = [[ot.number, arch.to_dict()] for arch, ot in self._open]
+        state["known"] = [[arch.to_dict(), *outcome] for arch, outcome in self._known.items()]
+        state["worst"] = self._worst
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.optuna_seed = int(state["optuna_seed"])
-        self.events = [list(e) for e in state["events"]]
         self.study = self._new_study()
         self._open = []
         self._worst = None
         self._known = {}
+        if "study" not in state:
+            self._replay(state["events"])
+            return
+        storage, study_id = self.study._storage, self.study._study_id
+        for key, value in state["study"]["system_attrs"].items():
+            storage.set_study_system_attr(study_id, key, value)
+        with quiet_optuna():
+            self.study.add_trials([
+                optuna.trial.create_trial(
+                    state=optuna.trial.TrialState[name], values=values, params=params,
+                    distributions={k: self._distributions[k] for k in params},
+                    system_attrs=attrs)
+                for name, values, params, attrs in state["study"]["trials"]])
+        rngs = _random_states(self.study.sampler)
+        if set(rngs) != set(state["sampler_rngs"]):
+            log.warning("the sampler's random generators (%s) differ from the stored ones (%s); "
+                        "was the state written by another Optuna version? The resumed search "
+                        "may propose differently.", sorted(rngs), sorted(state["sampler_rngs"]))
+        for path, rng_data in state["sampler_rngs"].items():
+            if path in rngs:
+                _set_rng_state(rngs[path], rng_data)
+        for number, arch in state["open"]:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(number))
+            self._open.append((Architecture.from_dict(arch), optuna.Trial(self.study, trial_id)))
+        self._known = {Architecture.from_dict(a): [s, v, x] for a, s, v, x in state["known"]}
+        worst = state["worst"]
+        self._worst = None if worst is None else [float(w) for w in worst]
+
+    def _replay(self, events: list[list[Any]]) -> None:
+        """Rebuild the study from the ask/tell log of older states (one ask per logged ask)."""
         mismatches = 0
-        for event in self.events:
+        for event in events:
             if event[0] == "ask":
                 if self._optuna_ask()[0] != Architecture.from_dict(event[1]):
                     mismatches += 1
             else:
-                self._optuna_tell(event)
+                self._optuna_tell(int(event[1]), event[2], event[3], event[4])
         if mismatches:
             log.warning("replaying %d Optuna asks gave %d different architecture(s); was the "
-                        "state written by another Optuna version?", sum(
-                            e[0] == "ask" for e in self.events), mismatches)
+                        "state written by another Optuna version?",
+                        sum(e[0] == "ask" for e in events), mismatches)
+
+
+# ---------------------------------------------------------------------------------- generators
+def _random_states(sampler: optuna.samplers.BaseSampler) -> dict[str, np.random.RandomState]:
+    """Every numpy ``RandomState`` ``sampler`` draws from, by attribute path (``_rng`` and
+    ``_random_sampler._rng`` for TPE and NSGA-II), found by walking the sampler and the samplers it
+    holds.
+
+    Optuna keeps them in ``LazyRandomState`` wrappers (``.rng``); a generator shared by two
+    attributes is listed once. This reads private attributes, so a future Optuna may move them;
+    :meth:`OptunaStrategy.load_state_dict` then warns that the resumed future may differ.
+    """
+    found: dict[str, np.random.RandomState] = {}
+    seen: set[int] = set()
+
+    def walk(obj: object, prefix: str) -> None:
+        for name, value in sorted(vars(obj).items()):
+            if isinstance(value, optuna.samplers.BaseSampler):
+                walk(value, f"{prefix}{name}.")
+                continue
+            if type(value).__name__ == "LazyRandomState":
+                value = value.rng
+            if isinstance(value, np.random.RandomState) and id(value) not in seen:
+                seen.add(id(value))
+                found[prefix + name] = value
+
+    walk(sampler, "")
+    return found
+
+
+def _rng_state(rng: np.random.RandomState) -> list[Any]:
+    """JSON form of a ``RandomState``'s state."""
+    kind, keys, pos, has_gauss, gauss = rng.get_state(legacy=True)
+    return [kind, [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)]
+
+
+def _set_rng_state(rng: np.random.RandomState, data: list[Any]) -> None:
+    """Inverse of :func:`_rng_state`, in place (the sampler keeps its generator objects)."""
+    kind, keys, pos, has_gauss, gauss = data
+    rng.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss),
+                   float(gauss)))

@@ -2,7 +2,8 @@
 ``optuna.samplers.NSGAIISampler``) as a nasforge strategy, for comparison with nasforge's own
 ``nsga2``. Decisions are categorical parameters (Optuna's uniform crossover and mutation act on
 them); infeasible trials carry a constraint violation so the sampler ranks them last. Resume
-replays the logged asks and tells (see ``nasforge.strategies.optuna_bridge``).
+rebuilds the study, generations included, from the stored trials (see
+``nasforge.strategies.optuna_bridge``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 BANANAS (White, Neiswanger & Savani, AAAI 2021) fits an ensemble of feed-forward networks on
 architecture encodings and uses the spread of their predictions as uncertainty. To keep one
 ask/tell in the tens of milliseconds, the ensemble's members are stacked into batched weight
-tensors (one ``bmm`` per layer trains all members at once), trained full-batch with Adam, and
-warm-started from their previous weights after each new observation.
+tensors (one ``bmm`` per layer trains all members at once), trained with Adam, full-batch up to
+``batch_size`` rows and on random minibatches of that size beyond (so a refit costs the same at
+1,000 or 100,000 observations), and warm-started from their previous weights after each new
+observation.
 """
 
 from __future__ import annotations
@@ -84,18 +86,24 @@ class MLPEnsemble:
                 h = torch.relu(h)
         return h.squeeze(-1)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, steps: int) -> float:
-        """``steps`` full-batch Adam steps on (x, y) from the current weights; returns the loss.
+    def fit(self, x: np.ndarray, y: np.ndarray, steps: int, batch_size: int | None = None
+            ) -> float:
+        """``steps`` Adam steps on (x, y) from the current weights; returns the last loss.
 
-        Adam (Kingma & Ba, 2015) restarts its moments at each call, so only the weights need to
-        be kept in the state (warm start).
+        Each step uses every row, or, when there are more than ``batch_size`` rows, a minibatch
+        of ``batch_size`` rows drawn for each member independently (from :attr:`generator`), as
+        the members of BANANAS' ensemble are trained on their own shuffles. Adam (Kingma & Ba,
+        2015) restarts its moments at each call, so only the weights need to be kept in the
+        state (warm start).
         """
         with single_thread():
-            return self._fit(x, y, steps)
+            return self._fit(x, y, steps, batch_size)
 
-    def _fit(self, x: np.ndarray, y: np.ndarray, steps: int) -> float:
+    def _fit(self, x: np.ndarray, y: np.ndarray, steps: int, batch_size: int | None) -> float:
         xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
         yt = torch.as_tensor(np.asarray(y, dtype=np.float32))
+        n = len(xt)
+        minibatch = batch_size is not None and n > batch_size
         xb = xt.unsqueeze(0).expand(self.members, -1, -1)
         yb = yt.unsqueeze(0).expand(self.members, -1)
         b1, b2, eps = 0.9, 0.999, 1e-8
@@ -103,6 +111,10 @@ class MLPEnsemble:
         v = torch.zeros_like(self.flat)
         value = 0.0
         for t in range(1, steps + 1):
+            if minibatch:
+                assert batch_size is not None
+                rows = torch.randint(n, (self.members, batch_size), generator=self.generator)
+                xb, yb = xt[rows], yt[rows]
             diff = self._forward(xb) - yb
             loss = diff.abs().mean() if self.loss == "mae" else (diff * diff).mean()
             (grad,) = torch.autograd.grad(loss, self.flat)

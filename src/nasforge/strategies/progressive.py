@@ -3,14 +3,21 @@ best architectures over as the seeds of the next stage (in the spirit of progres
 al., "Progressive Neural Architecture Search", ECCV 2018, which grows cells from simple to
 complex, and progressive space shrinking/growing schedules that followed).
 
-The generic restriction rule (any space, only the decision interface is used):
+The generic restriction rule (any space, only the decision interface is used). A strategy knows
+nothing of what an option means, so it restricts only the decisions whose options carry an order
+of size, and reads that order as "simpler first":
 
-- Each decision gets a fixed *order* of its options. A decision that other decisions depend on
-  (e.g. a macro space's ``num_layers``) is ordered by value, smallest first, when its options are
-  all numbers (declared order otherwise): early stages then search small networks, where fewer
-  conditional decisions exist. Every other decision gets a random order, drawn once from the
-  strategy's rng.
-- In stage ``s`` of ``stages`` (0-based), a decision allows the first
+- Options that are all numbers or all booleans are ordered by value, smallest first (``False``
+  before ``True``): fewer layers or blocks (a decision that others depend on, such as a macro
+  space's ``num_layers`` or an elastic stage's depth, so early stages also have fewer conditional
+  decisions), fewer filters, smaller kernels and expansion ratios, inputs from earlier nodes
+  (shallower DARTS cells), optional parts switched off.
+- Options that are names (operations) have no such order. They are all allowed from the first
+  stage: a subset picked at random, as an earlier version did, could leave out the best
+  operations for whole stages. A space made only of such decisions (NAS-Bench-201's cell) is
+  therefore not restricted at all, and the strategy is aging evolution with restarts from the
+  best architectures at each stage boundary.
+- In stage ``s`` of ``stages`` (0-based), an ordered decision allows the first
   ``ceil(size * f_s)`` options of its order, with ``f_s`` rising linearly from
   ``initial_fraction`` (stage 0) to 1 (last stage). Allowed sets are nested: a stage only adds.
 - The space's own repair rule (``space.complete``) may still adjust a choice to keep an
@@ -48,8 +55,16 @@ from nasforge.trial import Objective, Trial
 from nasforge.utils.rng import RngLike
 
 
-def _numeric(options: Sequence[Value]) -> bool:
+def _ordered(options: Sequence[Value]) -> bool:
+    """Whether the options are all numbers or all booleans (so "smaller" means something)."""
+    if all(isinstance(o, bool) for o in options):
+        return True
     return all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in options)
+
+
+def _smallest_first(options: Sequence[Value]) -> list[int]:
+    """Indices of ordered options by value (stable: equal values keep their declared order)."""
+    return sorted(range(len(options)), key=lambda i: float(options[i]))
 
 
 @STRATEGIES.register("progressive")
@@ -83,17 +98,10 @@ class ProgressiveSearch(Strategy):
                               f"{self.population_size}, got {sample_size!r}")
         self.sample_size = int(sample_size)
         self.carry = positive_int("carry", carry)
-        parents = {c.decision for d in space.decisions for c in d.conditions}
-        #: Option order of each decision (indices into its options).
-        self.orders: dict[str, list[int]] = {}
-        for d in space.decisions:
-            if d.name in parents:
-                idx = list(range(d.size))
-                if _numeric(d.options):
-                    idx.sort(key=lambda i: float(d.options[i]))
-                self.orders[d.name] = idx
-            else:
-                self.orders[d.name] = [int(i) for i in self.rng.permutation(d.size)]
+        #: Option order (indices into the options, simplest first) of each ordered decision;
+        #: decisions missing here (named options) are never restricted.
+        self.orders: dict[str, list[int]] = {
+            d.name: _smallest_first(d.options) for d in space.decisions if _ordered(d.options)}
         self.stage = 0
         self.told = 0
         self.population: deque[tuple[Architecture, float]] = deque()
@@ -104,11 +112,14 @@ class ProgressiveSearch(Strategy):
     # ------------------------------------------------------------------ restriction
     def allowed(self, decision: Choice, stage: int | None = None) -> tuple[Value, ...]:
         """The options ``decision`` may take in ``stage`` (default: the current stage)."""
+        order = self.orders.get(decision.name)
+        if order is None:
+            return decision.options
         s = self.stage if stage is None else stage
         frac = 1.0 if self.stages == 1 else (
             self.initial_fraction + (1 - self.initial_fraction) * s / (self.stages - 1))
         k = max(1, math.ceil(decision.size * frac - 1e-9))
-        return tuple(decision.options[i] for i in self.orders[decision.name][:k])
+        return tuple(decision.options[i] for i in order[:k])
 
     def _fill(self, values: dict[str, Value]) -> Architecture:
         """Keep the allowed values of the active decisions, draw the others from their allowed
@@ -164,7 +175,6 @@ class ProgressiveSearch(Strategy):
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state["orders"] = self.orders
         state["stage"] = self.stage
         state["told"] = self.told
         state["population"] = [[a.to_dict(), fitness_to_state(f)] for a, f in self.population]
@@ -174,7 +184,6 @@ class ProgressiveSearch(Strategy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.orders = {k: [int(i) for i in v] for k, v in state["orders"].items()}
         self.stage = int(state["stage"])
         self.told = int(state["told"])
         self.population = deque((Architecture.from_dict(a), fitness_from_state(f))

@@ -5,6 +5,13 @@ A population of the most recent ``population_size`` architectures; each step dra
 ``sample_size`` members at random, mutates the best of them and adds the child, while the *oldest*
 member (not the worst) leaves. NAS-Bench-201's REA baseline uses population 10, sample size 3
 (Dong & Yang, ICLR 2020); those are our defaults.
+
+As published, a child may repeat an architecture evaluated earlier (the population keeps both
+copies). Only a proposal that repeats a *pending* architecture (asked in the same batch, or still
+running) is proposed again, a bounded number of times: the whole step (random architecture while
+the population fills, else tournament and mutation) is redrawn, so a parent whose few children
+are all pending does not trap the batch. Sequential asks never have anything pending, so they are
+exactly the published algorithm.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from nasforge.errors import ConfigError
 from nasforge.registry import STRATEGIES
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
+from nasforge.strategies._common import propose_unique
 from nasforge.strategies.base import Strategy, trial_from_state, trial_to_state
 from nasforge.trial import Objective, Trial
 from nasforge.utils.rng import RngLike
@@ -51,6 +59,9 @@ class RegularizedEvolution(Strategy):
 
     def _ask(self) -> Architecture:
         self.asked += 1
+        return propose_unique(self._propose, set(self.pending))
+
+    def _propose(self) -> Architecture:
         # Until the population is full, and for asks made while it fills, sample at random.
         if len(self.population) < self.population_size:
             return self.space.sample(self.rng)

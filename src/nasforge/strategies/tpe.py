@@ -6,8 +6,10 @@ Each decision is a categorical parameter of ``optuna.samplers.TPESampler``, sugg
 define-by-run so conditional decisions exist only when active. Optuna's constant liar (on by
 default) steers batch asks away from pending architectures, and a proposal that repeats a pending
 or evaluated architecture is closed at once and asked again. With several objectives the same
-sampler runs multi-objective TPE (MOTPE). Resume replays the logged asks and tells into a fresh
-study (see ``nasforge.strategies.optuna_bridge``). For your own Optuna objective, use
+sampler runs multi-objective TPE (MOTPE). Resume rebuilds the study from its stored trials and
+restores the sampler's random generators, with no ask replayed (see
+``nasforge.strategies.optuna_bridge``). Each ask costs O(trials) inside Optuna's TPE (about 9 ms
+at 1,000 trials and 140 ms at 10,000 on NAS-Bench-201). For your own Optuna objective, use
 :func:`suggest_architecture`.
 """
 
