@@ -8,7 +8,6 @@ import pytest
 import torch
 from oneshot_helpers import ELASTIC_TINY, one_thread, state_equal, tiny_splits, tiny_supernet
 
-import nasforge
 from nasforge.errors import ConfigError
 from nasforge.oneshot.darts import Darts
 from nasforge.oneshot.gdas import tau_at
@@ -176,13 +175,18 @@ def test_enas_controller_learns_from_validation_rewards() -> None:
     assert space.is_valid(result.arch)
 
 
-@pytest.mark.skipif("reinforce" not in nasforge.list_strategies(),
-                    reason="the REINFORCE strategy is not registered in this checkout yet")
 def test_enas_with_the_reinforce_controller() -> None:
     space, net = tiny_supernet("nb201")
-    result = create_search("enas", net, tiny_splits(), controller_steps=4, derive_samples=2,
-                           **FAST).run()
+    search = create_search("enas", net, tiny_splits(), controller_steps=4, derive_samples=2,
+                           **FAST)
+    # ENAS's own controller settings, whatever the strategy's defaults are.
+    ctrl = search.controller
+    assert (ctrl.lr, ctrl.normalize_advantage, ctrl.avoid_repeats) == (0.001, False, False)  # type: ignore[attr-defined]
+    result = search.run()
     assert space.is_valid(result.arch) and result.info["controller"] == "reinforce"
+    # The user's controller options still win.
+    tuned = create_search("enas", net, tiny_splits(), controller_options={"lr": 0.01}, **FAST)
+    assert tuned.controller.lr == 0.01  # type: ignore[attr-defined]
 
 
 def test_ofa_progressive_shrinking_and_sandwich_training() -> None:

@@ -55,6 +55,10 @@ class EnasConfig(OneShotConfig):
             raise ConfigError(f"controller_options must be a dict, got {self.controller_options!r}")
 
 
+#: Controller options ENAS gives the ``reinforce`` strategy (see :meth:`Enas.__init__`).
+ENAS_REINFORCE: dict[str, Any] = {"lr": 0.001, "normalize_advantage": False, "avoid_repeats": False}
+
+
 class Enas(OneShotSearch):
     """ENAS with a pluggable ask/tell controller (see the module doc)."""
 
@@ -66,9 +70,15 @@ class Enas(OneShotSearch):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # ENAS's own controller settings, not the strategy's NAS-Bench-201-tuned defaults: Adam at
+        # 0.001 on plain advantages (Pham et al. 2018 use 0.00035 with their larger budget), and no
+        # learning from repeats, since sample() asks without ever telling (a repeat's stored reward
+        # would be stale: the shared weights keep training). The user's options override these.
+        options = dict(ENAS_REINFORCE if self.config.controller == "reinforce" else {})
+        options.update(self.config.controller_options)
         self.controller: Strategy = STRATEGIES.create(
             self.config.controller, self.space, seed=derive_seed(self.config.seed, "controller"),
-            **self.config.controller_options,
+            **options,
         )
         self.told = 0
 
