@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,18 @@ def fashion_mnist_dir() -> Path:
     if path is None:
         pytest.skip("Fashion-MNIST not found: `apt-get install dataset-fashion-mnist` or set $NASFORGE_DATA")
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Every test starts on one torch thread and leaves the count as it found it (a test that
+    changes it cannot slow down or alter the ones after it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,42 +3,17 @@ soft-loss settings (temperature) change what is learned."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
+from width_space import WidthSpace
 
 import nasforge
 from nasforge import EvalContext
-from nasforge.space import Architecture, Choice, SearchSpace
 from nasforge.train.distill import make_distillation_loss
 from nasforge.trial import Result, TrialStatus
-
-
-class WidthSpace(SearchSpace):
-    """One conv layer of a chosen width, for 1x8x8 images."""
-
-    name = "distill_width"
-
-    def _declare(self) -> Sequence[Choice]:
-        return [Choice("width", (4, 8))]
-
-    def build(self, arch: Architecture, num_classes: int = 10, in_channels: int = 3,
-              **kwargs: Any) -> nn.Module:
-        w = int(arch["width"])
-        return nn.Sequential(nn.Conv2d(in_channels, w, 3, padding=1), nn.BatchNorm2d(w),
-                             nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                             nn.Linear(4 * w, num_classes))
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor]:

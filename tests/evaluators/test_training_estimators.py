@@ -3,48 +3,21 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from width_space import WidthSpace
 
 import nasforge
 from nasforge import EvalContext
 from nasforge.data import BatchLoader, make_splits
 from nasforge.errors import ConfigError
-from nasforge.space import Architecture, Choice, SearchSpace
 from nasforge.train import Trainer
 from nasforge.train.distill import distillation_loss, make_distillation_loss
 from nasforge.trial import TrialStatus
-
-
-class WidthSpace(SearchSpace):
-    """One conv layer of a chosen width."""
-
-    name = "width"
-
-    def _declare(self) -> Sequence[Choice]:
-        return [Choice("width", (4, 8))]
-
-    def build(self, arch: Architecture, num_classes: int = 10, in_channels: int = 3,
-              **kwargs: Any) -> nn.Module:
-        w = int(arch["width"])
-        return nn.Sequential(nn.Conv2d(in_channels, w, 3, padding=1), nn.BatchNorm2d(w),
-                             nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-                             nn.Linear(16 * w, num_classes))
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: the test machines are small and shared, where more threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_distillation_loss_math() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,6 @@ from nasforge.metrics import (
 )
 from nasforge.metrics.memory import measure_peak_memory
 from nasforge.train import Trainer, evaluate_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: the test machines are small and shared, where more threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def convnet(c_in: int = 3, width: int = 16, classes: int = 10) -> nn.Sequential:

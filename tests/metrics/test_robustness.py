@@ -3,8 +3,6 @@ accuracy, and clipping happens only to a known (or given) pixel range."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -14,14 +12,6 @@ from nasforge.data import BatchLoader, from_tensors
 from nasforge.errors import ConfigError
 from nasforge.metrics import fgsm_accuracy, noise_accuracy
 from nasforge.train import Trainer, evaluate_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

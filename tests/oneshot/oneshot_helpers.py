@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import torch
 
 import nasforge
@@ -18,14 +16,6 @@ DARTS_TINY: dict[str, Any] = {"C": 4, "layers": 3, "num_classes": 4, "in_channel
 ELASTIC_TINY: dict[str, Any] = {"width_mult": 0.5, "in_channels": 1, "num_classes": 4,
                                 "stem_stride": 1}
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest (and without oversubscription on shared CPUs) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_splits(n_train: int = 64, n_valid: int = 64, size: int = 12, seed: int = 0) -> DataSplits:

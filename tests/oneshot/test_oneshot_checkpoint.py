@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from oneshot_helpers import DARTS_TINY, one_thread, state_equal, tiny_splits, tiny_supernet
+from oneshot_helpers import DARTS_TINY, state_equal, tiny_splits, tiny_supernet
 
 import nasforge
 from nasforge.errors import ConfigError, DataNotFoundError
@@ -17,8 +17,6 @@ from nasforge.oneshot.methods import create_search
 from nasforge.oneshot.search import OneShotResult, OneShotSearch
 from nasforge.oneshot.supernet import seeded_supernet
 from nasforge.spaces.darts import DartsSpace
-
-__all__ = ["one_thread"]
 
 
 class Interrupted(Exception):

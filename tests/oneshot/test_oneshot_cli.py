@@ -6,14 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from oneshot_helpers import one_thread
 
 import nasforge
 from nasforge.cli.main import main
 from nasforge.evaluators.weight_sharing import WeightSharingEvaluator
 from nasforge.oneshot.checkpoint import load_checkpoint
-
-__all__ = ["one_thread"]
 
 TINY = ["--subset", "128", "--batch-size", "32", "--epochs", "1", "--C", "4", "--device", "cpu"]
 

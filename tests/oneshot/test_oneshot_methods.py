@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import torch
-from oneshot_helpers import ELASTIC_TINY, one_thread, state_equal, tiny_splits, tiny_supernet
+from oneshot_helpers import ELASTIC_TINY, state_equal, tiny_splits, tiny_supernet
 
 from nasforge.errors import ConfigError
 from nasforge.oneshot.darts import Darts
@@ -16,8 +16,6 @@ from nasforge.oneshot.ofa import Ofa
 from nasforge.oneshot.supernet import seeded_supernet
 from nasforge.spaces.elastic import ElasticSpace, StageSpec
 from nasforge.trial import Trial
-
-__all__ = ["one_thread"]
 
 FAST = {"epochs": 1, "batch_size": 16, "device": "cpu"}
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from oneshot_helpers import one_thread, randomize_batchnorm, tiny_elastic_space, tiny_supernet
+from oneshot_helpers import randomize_batchnorm, tiny_elastic_space, tiny_supernet
 
 import nasforge
 from nasforge.errors import ConfigError, InvalidArchitectureError
 from nasforge.oneshot import MixedOp, Supernet, gumbel_hard, supernet_spaces
 from nasforge.oneshot.supernets.darts import edge_key
 from nasforge.spaces.darts import DartsSpace
-
-__all__ = ["one_thread"]
 
 
 @pytest.mark.parametrize("space_name", ["nb201", "darts"])

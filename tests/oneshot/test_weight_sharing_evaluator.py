@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from oneshot_helpers import one_thread, state_equal, tiny_splits, tiny_supernet
+from oneshot_helpers import state_equal, tiny_splits, tiny_supernet
 
 import nasforge
 from nasforge.data import make_splits
@@ -17,9 +17,6 @@ from nasforge.evaluators.weight_sharing import WeightSharingEvaluator
 from nasforge.oneshot.evaluation import evaluate_arch, recalibrate_batchnorm
 from nasforge.oneshot.methods import create_search
 from nasforge.oneshot.supernet import Supernet, seeded_supernet
-
-__all__ = ["one_thread"]
-
 
 Trained = tuple[nasforge.SearchSpace, Supernet]
 

@@ -24,15 +24,6 @@ from nasforge.train import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: the test machines are small and shared, where more threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def blobs(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Two-class 1x4x4 images whose mean brightness gives the class (learnable in a few steps)."""
     g = torch.Generator().manual_seed(seed)
