@@ -253,4 +253,6 @@ def _print_summary(exp: Experiment, summary: dict[str, Any], emit: Callable[...,
     best = summary["best"]
     emit("[bold]best architecture[/bold]: " + escape(best["arch"]))
     emit("  " + ", ".join(f"{k}={fmt_metric(v)}" for k, v in best["metrics"].items()))
-    console.print(f"show all trials: nasforge show {summary['storage']}; report: nasforge report {summary['storage']}")
+    # soft_wrap: a path broken over two lines could not be copied as a command.
+    console.print(f"show all trials: nasforge show {summary['storage']}; "
+                  f"report: nasforge report {summary['storage']}", soft_wrap=True)
