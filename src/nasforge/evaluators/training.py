@@ -276,9 +276,7 @@ class TrainingEvaluator(Evaluator):
         params = count_params(model)
         # Measured in the conditions the trainer uses (on CUDA: bf16 autocast, channels_last),
         # unless the user's metric_options say otherwise.
-        on_cuda = device.startswith("cuda")
-        amp = on_cuda if cfg.amp is None else (cfg.amp and on_cuda)
-        channels_last = on_cuda if cfg.channels_last is None else cfg.channels_last
+        amp, channels_last = cfg.conditions(device.startswith("cuda"))
         metric_options = {"precision": "bfloat16" if amp else "float32",
                           "channels_last": channels_last, **self.metric_options}
         # Metrics that do not depend on the weights and that a constraint names are measured on the

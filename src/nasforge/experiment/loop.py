@@ -402,12 +402,15 @@ class Experiment:
             return
         unknown = [m for m in self.required_metrics if m not in produced]
         if unknown:
-            uses = "; ".join(f"{m!r} (named by {', '.join(self.required_metrics[m])})"
-                             for m in unknown)
             raise ConfigError(
-                f"evaluator {self.evaluator.name!r} does not produce the metric(s) {uses}; "
+                f"evaluator {self.evaluator.name!r} does not produce the metric(s) "
+                f"{self._uses(unknown)}; "
                 f"its metrics are: {', '.join(sorted(produced))}"
             )
+
+    def _uses(self, names: list[str]) -> str:
+        """``'acuracy' (named by objective max:acuracy); ...`` for error messages."""
+        return "; ".join(f"{m!r} (named by {', '.join(self.required_metrics[m])})" for m in names)
 
     def _missing_metrics(self, p: _Pending, metrics: dict[str, float]) -> list[str]:
         """Required metrics a successful result lacks; fills in those ``cheap_metrics`` know."""
@@ -456,10 +459,8 @@ class Experiment:
         if status is TrialStatus.OK:
             missing = self._missing_metrics(p, metrics)
             if missing:
-                uses = "; ".join(f"{m!r} (named by {', '.join(self.required_metrics[m])})"
-                                 for m in missing)
                 status = TrialStatus.FAILED
-                error = (f"the result has no metric {uses}; it has: "
+                error = (f"the result has no metric {self._uses(missing)}; it has: "
                          f"{', '.join(sorted(metrics)) or '(no metrics)'}")
                 never_seen = [m for m in missing if m not in self._metrics_seen]
         self._metrics_seen.update(metrics)

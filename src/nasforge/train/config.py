@@ -72,6 +72,13 @@ class TrainConfig:
                 f"num_threads must be a positive integer or None; got {self.num_threads!r}"
             )
 
+    def conditions(self, on_cuda: bool) -> tuple[bool, bool]:
+        """``(amp, channels_last)`` in effect on a CUDA device or not: the trainer trains in
+        them, and the training evaluator measures latency and memory in the same ones."""
+        amp = on_cuda if self.amp is None else (self.amp and on_cuda)
+        channels_last = on_cuda if self.channels_last is None else self.channels_last
+        return amp, channels_last
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able copy."""
         return asdict(self)

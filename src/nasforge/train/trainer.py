@@ -212,8 +212,7 @@ class Trainer:
         if seed is not None:
             torch.manual_seed(seed)
         on_cuda = dev.type == "cuda"
-        amp = on_cuda if cfg.amp is None else (cfg.amp and on_cuda)
-        channels_last = on_cuda if cfg.channels_last is None else cfg.channels_last
+        amp, channels_last = cfg.conditions(on_cuda)
         model.to(dev)
         if channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
