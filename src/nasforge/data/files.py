@@ -80,13 +80,7 @@ def _dirs_in(spec: DatasetSpec, base: Path) -> list[Path]:
 
 
 def _unique(paths: Sequence[Path]) -> list[Path]:
-    seen: set[Path] = set()
-    out = []
-    for p in paths:
-        if p not in seen:
-            seen.add(p)
-            out.append(p)
-    return out
+    return list(dict.fromkeys(paths))  # first occurrence kept, order kept
 
 
 def candidate_dirs(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) -> list[Path]:
