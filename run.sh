@@ -2,7 +2,7 @@
 # nasforge's one entry point for a fresh Debian/Ubuntu machine with Python 3.10+.
 #
 #   ./run.sh search [flags]   set up (first time only), then run the demo architecture search:
-#                             NAS-Bench-201 cells trained on Fashion-MNIST, a few minutes on 2 CPU cores
+#                             NAS-Bench-201 cells trained on Fashion-MNIST, ~5 minutes on 2 CPU cores
 #   ./run.sh test [args]      set up (first time only), then run the whole test suite (pytest args pass through)
 #   ./run.sh setup            only set up
 #
@@ -67,8 +67,9 @@ case "$cmd" in
         setup ;;
     search)
         setup
-        # The demo (configs/demo.yaml): regularized evolution over NAS-Bench-201 cells, each candidate
-        # trained on 3,000 Fashion-MNIST images with early stopping; 12 trials. Flags override the file.
+        # The demo (configs/demo.yaml): regularized evolution over NAS-Bench-201 cells under ASHA on
+        # Fashion-MNIST, then a final test of the pick next to the ResNet cell and a verdict.
+        # Flags override the file.
         exec "$VENV/bin/nasforge" search --config configs/demo.yaml "$@" ;;
     test)
         setup

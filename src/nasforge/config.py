@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nasforge.errors import ConfigError
-from nasforge.registry import EVALUATORS, SPACES, STRATEGIES, OptionSource
+from nasforge.registry import EVALUATORS, PRUNERS, SCHEDULERS, SPACES, STRATEGIES, OptionSource
 from nasforge.trial import Constraint, Objective
 
 if TYPE_CHECKING:
@@ -25,8 +25,13 @@ if TYPE_CHECKING:
 #: may change between runs, e.g. to extend the budget of a finished search.
 IDENTITY_FIELDS = {
     "space", "space_options", "strategy", "strategy_options", "evaluator", "evaluator_options",
-    "objectives", "constraints", "seed",
+    "objectives", "constraints", "seed", "scheduler", "scheduler_options", "pruner",
+    "pruner_options",
 }
+
+#: Identity fields added later: left out of the stored identity while unset, so experiments
+#: stored before they existed still resume.
+_OPTIONAL_IDENTITY = ("scheduler", "scheduler_options", "pruner", "pruner_options")
 
 EXECUTORS = ("inline", "process", "ray")
 
@@ -47,6 +52,17 @@ class SearchConfig(BaseModel):
     budget_trials: int | None = None
     budget_seconds: float | None = None
     budget_cost: float | None = None
+    budget_fidelity: float | None = None
+    scheduler: str | None = None
+    scheduler_options: dict[str, Any] = Field(default_factory=dict)
+    pruner: str | None = None
+    pruner_options: dict[str, Any] = Field(default_factory=dict)
+    final: bool = False
+    top_k: int = 3
+    reeval_seeds: int = 2
+    final_seeds: int = 3
+    final_fidelity: float | None = None
+    baseline: str | None = "reference"
     seed: int = 0
     storage: str | None = None
     executor: str | None = None
@@ -74,6 +90,20 @@ class SearchConfig(BaseModel):
     @classmethod
     def _evaluator_known(cls, v: str) -> str:
         EVALUATORS.get(v)
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_known(cls, v: str | None) -> str | None:
+        if v is not None:
+            SCHEDULERS.get(v)
+        return v
+
+    @field_validator("pruner")
+    @classmethod
+    def _pruner_known(cls, v: str | None) -> str | None:
+        if v is not None:
+            PRUNERS.get(v)
         return v
 
     @field_validator("objectives")
@@ -192,7 +222,23 @@ def build_experiment(
     )
     evaluator = EVALUATORS.build(cfg.evaluator, options=cfg.evaluator_options,
                                  source=option_source("evaluator_options", sources))
-    budget = Budget(max_trials=cfg.budget_trials, max_seconds=cfg.budget_seconds, max_cost=cfg.budget_cost)
+    budget = Budget(max_trials=cfg.budget_trials, max_seconds=cfg.budget_seconds,
+                    max_cost=cfg.budget_cost, max_fidelity=cfg.budget_fidelity)
+    scheduler = pruner = None
+    if cfg.scheduler is not None:
+        scheduler = SCHEDULERS.build(cfg.scheduler, options=cfg.scheduler_options,
+                                     source=option_source("scheduler_options", sources))
+    elif cfg.scheduler_options:
+        raise ConfigError("scheduler_options were given without a scheduler; set scheduler: "
+                          f"one of {', '.join(SCHEDULERS.names())}")
+    if cfg.pruner is not None:
+        pruner = PRUNERS.build(cfg.pruner, options=cfg.pruner_options,
+                               source=option_source("pruner_options", sources))
+    elif cfg.pruner_options:
+        raise ConfigError("pruner_options were given without a pruner; set pruner: "
+                          f"one of {', '.join(PRUNERS.names())}")
+    if cfg.final:
+        final_stage(cfg).check(space, evaluator)  # before any storage is touched
     from nasforge.experiment import make_executor
 
     # No executor named: inline for one worker, a local process pool for more.
@@ -201,8 +247,26 @@ def build_experiment(
         space, strategy, evaluator, budget=budget, objectives=cfg.objectives,
         constraints=cfg.constraints, storage=storage if storage is not None else cfg.storage,
         executor=executor, retries=cfg.retries, seed=cfg.seed, device=cfg.device, trial_timeout=cfg.trial_timeout,
-        callbacks=callbacks, config=cfg.model_dump(mode="json", include=IDENTITY_FIELDS),
+        callbacks=callbacks, config=identity(cfg), scheduler=scheduler, pruner=pruner,
     )
+
+
+def identity(cfg: SearchConfig) -> dict[str, Any]:
+    """The settings that define which experiment this is (stored; a resume must match them)."""
+    out = cfg.model_dump(mode="json", include=IDENTITY_FIELDS)
+    for key in _OPTIONAL_IDENTITY:
+        if not out.get(key):
+            out.pop(key, None)
+    return out
+
+
+def final_stage(cfg: SearchConfig) -> Any:
+    """The :class:`~nasforge.experiment.selection.FinalStage` the settings describe."""
+    from nasforge.experiment.selection import FinalStage
+
+    return FinalStage(top_k=cfg.top_k, reeval_seeds=cfg.reeval_seeds,
+                      final_seeds=cfg.final_seeds, final_fidelity=cfg.final_fidelity,
+                      baseline=cfg.baseline)
 
 
 def ray_options(cfg: SearchConfig) -> dict[str, Any]:

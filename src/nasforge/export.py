@@ -227,6 +227,12 @@ def export_architectures(db: str | Path, out_dir: str | Path = "export", top: in
     if exp.space is None:
         raise ConfigError(f"cannot recreate the search space {exp.space_name!r} of {str(db)!r}")
     chosen = exp.pareto_trials() if pareto else exp.ranked()
+    stage = exp.final_stage
+    if stage is not None and not pareto:
+        # The final stage re-measured the top candidates with fresh seeds: its pick comes first.
+        pick = stage["chosen"]["trial"]
+        chosen = ([t for t in exp.trials if t.number == pick]
+                  + [t for t in chosen if t.number != pick])
     if top is not None:
         chosen = chosen[:top]
     if not chosen:
@@ -244,7 +250,9 @@ def export_architectures(db: str | Path, out_dir: str | Path = "export", top: in
             build_kwargs=dict(info["build_kwargs"]), dataset=info["dataset"], training=training,
             metrics={k: float(v) for k, v in t.metrics.items()},
             extra={"rank": rank, "trial": t.number, "source": str(exp.path),
-                   "objectives": [f"{o.direction[:3]}:{o.metric}" for o in exp.objectives]},
+                   "objectives": [f"{o.direction[:3]}:{o.metric}" for o in exp.objectives],
+                   **({"final_stage": {k: stage[k] for k in ("final", "verdict")}}
+                      if stage is not None and t.number == stage["chosen"]["trial"] else {})},
         )
         stem = out / f"rank{rank}"
         json_path = af.save(stem.with_suffix(".json"))
@@ -256,9 +264,11 @@ def export_architectures(db: str | Path, out_dir: str | Path = "export", top: in
             af, f"Rebuild architecture #{rank} (trial {t.number}; {summary}) of {exp.path}."))
         exported.append(ExportedArch(rank, t.number, af, json_path, text_path, script_path))
         log.info("exported trial %d as %s", t.number, json_path)
-    index = {"source": str(exp.path), "selection": "pareto" if pareto else "top",
+    index: dict[str, Any] = {"source": str(exp.path), "selection": "pareto" if pareto else "top",
              "objectives": [[o.metric, o.direction] for o in exp.objectives],
              "architectures": [e.to_dict() for e in exported]}
+    if stage is not None:
+        index["final_stage"] = stage
     (out / "index.json").write_text(json.dumps(index, indent=2, default=str) + "\n")
     return exported
 

@@ -187,3 +187,5 @@ class Registry(Generic[T]):
 SPACES: Registry[Any] = Registry("space")
 STRATEGIES: Registry[Any] = Registry("strategy")
 EVALUATORS: Registry[Any] = Registry("evaluator")
+SCHEDULERS: Registry[Any] = Registry("scheduler")
+PRUNERS: Registry[Any] = Registry("pruner")

@@ -161,3 +161,26 @@ def test_ray_talks_only_over_loopback(ray_cluster: str) -> None:
     assert not bad, f"Ray listens beyond loopback: {bad}"
     bad = [row for row in connected if not (_loopback(row[0]) and _loopback(row[1]))]
     assert not bad, f"connections beyond loopback: {bad}"
+
+
+@pytest.mark.parametrize("scheduler", ["sh", "hyperband", "asha", "bohb"])
+def test_ray_runs_every_scheduler_like_the_inline_executor(ray_cluster: str,
+                                                           scheduler: str) -> None:
+    """Ordered mode on two Ray workers gives the inline schedule: same rungs, promotions, values,
+    with pruning; ASHA keeps both workers busy."""
+    from sched_helpers import QS, CurveEvaluator, ListStrategy, QSpace
+    from sched_helpers import rows as sched_rows
+
+    from nasforge.experiment.schedulers import create_scheduler
+
+    def run(executor: Any) -> Experiment:
+        space = QSpace()
+        return Experiment(space, ListStrategy(space, QS), CurveEvaluator(),
+                          budget=Budget(max_trials=14), scheduler=create_scheduler(scheduler),
+                          pruner="median", executor=executor, ordered=True, seed=0,
+                          device="cpu").run()
+
+    inline = run(InlineExecutor(capacity=2))
+    on_ray = run(RayExecutor(address=ray_cluster, workers=2, num_cpus=1))
+    assert sched_rows(on_ray.trials) == sched_rows(inline.trials)
+    assert {t.info["rung"] for t in on_ray.trials} >= {0, 1}

@@ -63,6 +63,8 @@ def fmt_metric(value: float) -> str:
 class ProgressCallback(Callback):
     """A rich progress bar over the experiment's budget, with the best value so far."""
 
+    pruned = 0
+
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self.progress: Progress | None = None
@@ -93,21 +95,25 @@ class ProgressCallback(Callback):
             return
         trials, seconds, cost = experiment.usage
         budget = experiment.budget
-        done = trials if budget.max_trials else budget.fraction(trials, seconds, cost) * 1000
+        done = (trials if budget.max_trials
+                else budget.fraction(trials, seconds, cost, experiment.fidelity_spent) * 1000)
         best = "-" if self.best is None else fmt_metric(self.best)
         status = f"best {experiment.objective.metric}={best}"
         if self.failed:
             status += f" [red]{self.failed} failed[/red]"
+        if self.pruned:
+            status += f" {self.pruned} pruned"
         self.progress.update(self.task, completed=done, status=status)
 
     def on_trial_end(self, experiment: Any, trial: Trial) -> None:
         if trial.status is TrialStatus.FAILED:
             self.failed += 1
-        value = experiment.objective.score(trial)
-        if value is not None:
-            value *= experiment.objective.sign
-            if self.best is None or experiment.objective.sign * (value - self.best) > 0:
-                self.best = value
+        if trial.status is TrialStatus.PRUNED:
+            self.pruned += 1
+        # The experiment's best: under a scheduler only the highest fidelity reached competes.
+        best = experiment.best()
+        if best is not None:
+            self.best = best.value(experiment.objective.metric)
         self._update(experiment)
 
     def on_experiment_end(self, experiment: Any) -> None:
@@ -115,3 +121,47 @@ class ProgressCallback(Callback):
             self._update(experiment)
             self.progress.stop()
             self.progress = None
+
+
+def print_final_stage(stage: dict[str, Any], metric: str, emit: Any) -> None:
+    """The final stage's candidates, the final test of the pick and the baseline, the verdict."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    def pm(stats: dict[str, Any]) -> str:
+        if stats.get("mean") is None:
+            return "-"
+        spread = f" ± {stats['std']:.2f}" if stats.get("n", 0) > 1 else ""
+        return f"{stats['mean']:.2f}{spread} (n={stats['n']})"
+
+    cand = Table(title=f"top-{len(stage['candidates'])} re-evaluated with fresh seeds "
+                       f"({metric}, mean ± std)")
+    for col in ("rank", "trial", "in search", "re-evaluated", "architecture"):
+        cand.add_column(col, justify="left" if col == "architecture" else "right",
+                        overflow="fold")
+    for i, c in enumerate(stage["candidates"], 1):
+        sv = c.get("search_value")
+        cand.add_row(str(i), str(c["trial"]), "-" if sv is None else f"{sv:.2f}",
+                     pm(c["reevaluated"]), escape(c["arch"]))
+    emit(cand)
+    final = stage["final"]
+    fid = stage["settings"].get("final_fidelity")
+    table = Table(title="final training on train+val, tested once per seed on the test split"
+                        + (f" ({fid:g} epochs)" if fid else ""))
+    for col in ("", "test accuracy", "params", "FLOPs (M)", "latency ms", "architecture"):
+        table.add_column(col, justify="left" if col in ("", "architecture") else "right",
+                         overflow="fold")
+    for label in ("chosen", "baseline"):
+        side = final.get(label)
+        if side is None:
+            continue
+        prof = side.get("profile", {})
+        flops = prof.get("flops")
+        table.add_row("search's pick" if label == "chosen" else "baseline", pm(side),
+                      fmt_metric(prof["params"]) if "params" in prof else "-",
+                      "-" if flops is None else (f"{flops / 1e6:.2f}" if flops > 1e4
+                                                 else f"{flops:.2f}"),
+                      f"{prof['latency_ms']:.2f}" if "latency_ms" in prof else "-",
+                      escape(side["arch"]))
+    emit(table)
+    emit("[bold]verdict[/bold]: " + escape(stage["verdict"]["text"]))

@@ -80,6 +80,32 @@ budget_trials: 10          # number of evaluated candidates
 budget_seconds: null       # wall-clock seconds
 budget_cost: null          # evaluation seconds (simulated for nb201: the paper's 12000 s budget)
 
+budget_fidelity: null      # training epochs spent in total (a continued promotion counts its extra epochs)
+
+# --- multi-fidelity: cheap evaluations first, full ones for the promising -------------------------
+# Scheduler: sh (successive halving), hyperband, asha (asynchronous: workers never wait) or bohb
+# (Hyperband filled by the strategy, which learns from each candidate's highest rung); null = every
+# candidate gets the same full evaluation. Fidelity = training epochs; promoted candidates continue
+# training from where their rung stopped.
+scheduler: null
+# e.g. {{min_fidelity: 1, max_fidelity: 9, eta: 3}} gives rungs of 1, 3 and 9 epochs.
+scheduler_options: {{}}
+# Pruner: stop a candidate whose per-epoch validation accuracy falls behind the others':
+# median, percentile (percentile: 25), threshold (lower: 15); null = never.
+pruner: null
+pruner_options: {{}}        # e.g. {{percentile: 25, warmup_steps: 1}}
+
+# --- the result: selection, final training and a verdict against a baseline ----------------------
+# true = after the search, re-evaluate the top_k candidates with reeval_seeds fresh seeds (the
+# best search score is biased upwards), train the pick and the baseline on train+val with
+# final_seeds seeds each, test both on the test split and say whether the search beat the baseline.
+final: false
+top_k: 3                   # candidates re-evaluated with fresh seeds
+reeval_seeds: 2            # fresh seeds per candidate
+final_seeds: 3             # seeds of the final training (pick and baseline alike)
+final_fidelity: null       # epochs of the final training (null = the search's highest fidelity)
+baseline: reference        # the space's hand-designed reference (nb201: ResNet cell), text, or none
+
 # Random seed: the same seed gives the same search (on CPU).
 seed: 0
 

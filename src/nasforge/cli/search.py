@@ -10,12 +10,20 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from nasforge.cli.common import ProgressCallback, console, fmt_metric, print_result, write_json
+from nasforge.cli.common import (
+    ProgressCallback,
+    console,
+    fmt_metric,
+    print_final_stage,
+    print_result,
+    write_json,
+)
 from nasforge.config import (
     SearchConfig,
     accepts,
     build_experiment,
     default_storage_path,
+    final_stage,
     load_yaml_config,
     make_config,
     parse_options,
@@ -31,7 +39,10 @@ _FLAGS = {
     "budget_cost": "budget_cost", "storage": "storage", "executor": "executor",
     "workers": "workers", "device": "device", "trial_timeout": "trial_timeout",
     "address": "ray_address", "retries": "retries", "ray_num_cpus": "ray_num_cpus",
-    "ray_num_gpus": "ray_num_gpus",
+    "ray_num_gpus": "ray_num_gpus", "budget_fidelity": "budget_fidelity",
+    "scheduler": "scheduler", "pruner": "pruner", "final": "final", "top_k": "top_k",
+    "reeval_seeds": "reeval_seeds", "final_seeds": "final_seeds",
+    "final_fidelity": "final_fidelity", "baseline": "baseline",
 }
 
 # Settings that only the Ray executor uses (dropped from stored settings when --executor changes).
@@ -63,6 +74,25 @@ def register(sub: Any) -> None:
     p.add_argument("--budget-seconds", type=float, metavar="S", help="stop after S wall-clock seconds")
     p.add_argument("--budget-cost", type=float, metavar="S",
                    help="stop after S seconds of evaluation cost (simulated for tabular benchmarks)")
+    p.add_argument("--budget-fidelity", type=float, metavar="E",
+                   help="stop after E fidelity units (training epochs) spent in total")
+    p.add_argument("--scheduler", help="multi-fidelity scheduler: sh, hyperband, asha, bohb "
+                   "(default: none, every trial at one fidelity)")
+    p.add_argument("--scheduler-option", action="append", metavar="K=V",
+                   help="scheduler option (min_fidelity, max_fidelity, eta, rungs, ...), repeatable")
+    p.add_argument("--pruner", help="stop bad trials early: median, percentile, threshold")
+    p.add_argument("--pruner-option", action="append", metavar="K=V", help="pruner option, repeatable")
+    p.add_argument("--final", action=argparse.BooleanOptionalAction, default=None,
+                   help="after the search: re-evaluate the top-k with fresh seeds, retrain the "
+                   "pick and a baseline on train+val, test both, and give a verdict")
+    p.add_argument("--top-k", type=int, metavar="K", help="candidates re-evaluated in the final stage (default 3)")
+    p.add_argument("--reeval-seeds", type=int, metavar="N", help="fresh seeds per candidate (default 2)")
+    p.add_argument("--final-seeds", type=int, metavar="N", help="seeds of the final training (default 3)")
+    p.add_argument("--final-fidelity", type=float, metavar="E",
+                   help="epochs of the final training (default: the search's highest fidelity)")
+    p.add_argument("--baseline", metavar="ARCH",
+                   help="baseline for the verdict: 'reference' (the space's, default), an "
+                   "architecture in the space's text form, or 'none'")
     p.add_argument("--seed", type=int, help="random seed (same seed, same search), default 0")
     p.add_argument("--storage", metavar="DB", help="SQLite file for the trials (default runs/<...>.db)")
     p.add_argument("--executor", choices=["inline", "process", "ray"],
@@ -124,7 +154,9 @@ def config_and_sources(args: argparse.Namespace) -> tuple[SearchConfig, dict[str
             if sources.get(field, "").endswith("(stored settings)"):
                 data.pop(field, None)
     for flag, field in (("space_option", "space_options"), ("strategy_option", "strategy_options"),
-                        ("evaluator_option", "evaluator_options")):
+                        ("evaluator_option", "evaluator_options"),
+                        ("scheduler_option", "scheduler_options"),
+                        ("pruner_option", "pruner_options")):
         if getattr(args, flag):
             options = parse_options(getattr(args, flag))
             data[field] = {**_as_dict(data.get(field, {}), field, sources), **options}
@@ -141,7 +173,8 @@ def config_and_sources(args: argparse.Namespace) -> tuple[SearchConfig, dict[str
             _as_dict(data.get("evaluator_options", {}), "evaluator_options", sources), args, sources,
         )
     cfg = make_config(data, "command line", sources)
-    if cfg.budget_trials is None and cfg.budget_seconds is None and cfg.budget_cost is None:
+    if (cfg.budget_trials is None and cfg.budget_seconds is None and cfg.budget_cost is None
+            and cfg.budget_fidelity is None):
         cfg = cfg.model_copy(update={"budget_trials": 20})
     return cfg, sources
 
@@ -177,9 +210,12 @@ def _data_options(evaluator: str, options: dict[str, Any], args: argparse.Namesp
 def summarize(exp: Experiment, top: int) -> dict[str, Any]:
     """A JSON-able summary: counts, best trial, top trials."""
     trials = exp.trials
+    # As the experiment's best: the highest fidelity reached first, then the objective (under a
+    # scheduler a one-epoch result is no rival for a fully trained one).
     ranked = sorted(
         (t for t in trials if exp.objective.score(t) is not None),
-        key=lambda t: -(exp.objective.score(t) or 0.0),
+        key=lambda t: (-(t.fidelity if t.fidelity is not None else float("-inf")),
+                       -(exp.objective.score(t) or 0.0), t.number),
     )
     by_status: dict[str, int] = {}
     for t in trials:
@@ -220,9 +256,23 @@ def run(args: argparse.Namespace) -> int:
     exp.run()
     summary = summarize(exp, args.top)
     summary["storage"] = str(storage_path)
+    emit = console.print if args.json == "-" else print_result
     if not args.quiet:
         # Results go to stdout, unless stdout carries the JSON.
-        _print_summary(exp, summary, console.print if args.json == "-" else print_result)
+        _print_summary(exp, summary, emit)
+    if cfg.final and summary["best"] is not None:
+        from nasforge.experiment.selection import run_final_stage
+
+        def say(message: str) -> None:
+            if not args.quiet and args.json != "-":
+                console.print(f"[dim]{escape(message)}[/dim]")
+
+        if not args.quiet:
+            console.print("final stage: top-k re-evaluation, final training and test next to "
+                          "the baseline")
+        summary["final_stage"] = run_final_stage(exp, final_stage(cfg), say)
+        if not args.quiet:
+            print_final_stage(summary["final_stage"], exp.objective.metric, emit)
     if args.json:
         write_json(summary, args.json)
     return 0 if summary["best"] is not None else 1

@@ -41,6 +41,15 @@ class EvalContext:
     reporter: Callable[[int, float], bool] = field(default=_never_prune)
     options: Mapping[str, Any] = field(default_factory=dict)
     constraints: tuple[Constraint, ...] = ()
+    #: Multi-fidelity runs: the highest fidelity any trial of this schedule reaches. Evaluators
+    #: whose training has a schedule (the cosine learning rate) use it as the schedule's length,
+    #: so that a low rung is the beginning of the full run and a promotion can continue it.
+    max_fidelity: float | None = None
+    #: A checkpoint written by an earlier rung of the same configuration: continue from it when
+    #: the evaluator can (:attr:`Evaluator.can_resume`) and the file is there.
+    resume_from: str | None = None
+    #: Where to write this evaluation's checkpoint, so that a promotion can continue it.
+    checkpoint_to: str | None = None
 
     def report(self, step: int, value: float) -> bool:
         """Report an intermediate value; True means "stop this trial"."""
@@ -63,6 +72,18 @@ class Evaluator(ABC):
     deterministic: bool = True
     #: Whether ``Result.cost`` is simulated (tabular) rather than real seconds.
     simulated_cost: bool = False
+    #: Whether ``ctx.fidelity`` means something to this evaluator (multi-fidelity schedulers
+    #: refuse an evaluator without it). See :meth:`fidelity_levels`.
+    supports_fidelity: bool = False
+    #: Whether a promoted evaluation can continue from ``ctx.resume_from`` (training does).
+    can_resume: bool = False
+    #: What one unit of fidelity is, for messages and reports ("epochs").
+    fidelity_unit: str = "fidelity"
+    #: Whether fidelities are whole numbers (epochs): schedulers round their rungs.
+    integer_fidelity: bool = False
+    #: The metric whose intermediate values ``ctx.report`` receives (None: it reports none), so
+    #: that a pruner is refused when it would compare something other than the objective.
+    reports_metric: str | None = None
 
     def __init__(self) -> None:
         self.space: SearchSpace | None = None
@@ -79,6 +100,36 @@ class Evaluator(ABC):
     def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
         """Metrics known without training (params, FLOPs): used to check constraints first."""
         return {}
+
+    def fidelity_levels(self) -> tuple[float, ...] | None:
+        """The fidelities this evaluator can evaluate at, or None for any positive number.
+
+        Only meaningful when :attr:`supports_fidelity` is True. A tabular benchmark has a few
+        (NAS-Bench-201: 12 and 200 epochs); training takes any whole number of epochs.
+        """
+        return None
+
+    def default_fidelity(self) -> float | None:
+        """The fidelity of an evaluation without ``ctx.fidelity`` (None when it has none)."""
+        return None
+
+    def final_evaluate(self, arch: Architecture, seed: int, fidelity: float | None,
+                       device: str = "cpu") -> Result:
+        """The final measurement of a chosen architecture: trained on all the data the search
+        used (training + validation parts), tested once on the held-out test split.
+
+        ``Result.metrics["test_accuracy"]`` is what the verdict compares. Evaluators that cannot
+        do this (proxies, user functions) raise :class:`NotImplementedError`; the experiment then
+        refuses a final stage before the search starts (see :attr:`supports_final`).
+        """
+        raise NotImplementedError(f"evaluator {self.name!r} has no final (test) evaluation")
+
+    #: Whether :meth:`final_evaluate` is implemented.
+    supports_final: bool = False
+
+    def profile(self, arch: Architecture) -> dict[str, float]:
+        """Size and speed of an architecture for the verdict (params, FLOPs, latency where known)."""
+        return self.cheap_metrics(arch)
 
     def produced_metrics(self) -> frozenset[str] | None:
         """Names of the metrics every successful Result of this evaluator holds.

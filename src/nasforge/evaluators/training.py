@@ -5,7 +5,13 @@ every architecture with :class:`nasforge.train.Trainer` on a fixed, seeded split
 returns its validation accuracy (percent) as metric ``accuracy``. It supports:
 
 * multi-fidelity: ``ctx.fidelity`` (when set) is the number of epochs for that evaluation, so a
-  strategy (Hyperband, successive halving) can ask for cheap and expensive evaluations;
+  scheduler (successive halving, Hyperband, ASHA) can ask for cheap and expensive evaluations.
+  Under a scheduler, ``ctx.max_fidelity`` sets the length of the learning-rate schedule, so a
+  rung of ``r`` epochs is the first ``r`` epochs of the full run; the state after a rung
+  (weights, optimizer, schedule position, data order) is saved to ``ctx.checkpoint_to`` and a
+  promoted evaluation continues from ``ctx.resume_from`` instead of starting again: with the same
+  seed it ends with exactly the weights of one uninterrupted run. When the checkpoint is missing
+  (another machine, deleted) the evaluation trains from scratch and says so in ``info``;
 * early stopping (``early_stopping=patience``, ``min_delta``), with the best epoch's weights;
 * pruning: each epoch's validation accuracy goes to ``ctx.report``; a True answer raises
   :class:`~nasforge.evaluators.base.TrialPruned`;
@@ -23,6 +29,7 @@ The evaluator is picklable: data is loaded lazily in the process that evaluates,
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -54,6 +61,7 @@ from nasforge.train import (
     TimeLimitExceeded,
     TrainConfig,
     Trainer,
+    TrainState,
     evaluate_model,
 )
 from nasforge.trial import Result, TrialStatus
@@ -88,6 +96,11 @@ class TrainingEvaluator(Evaluator):
     """
 
     name = "train"
+    supports_fidelity = True
+    can_resume = True
+    fidelity_unit = "epochs"
+    integer_fidelity = True
+    reports_metric = "accuracy"
 
     def __init__(
         self,
@@ -252,6 +265,10 @@ class TrainingEvaluator(Evaluator):
             out.update(compute_metrics(model, static, self.input_shape(), device="cpu"))
         return out
 
+    def default_fidelity(self) -> float:
+        """The configured ``epochs``."""
+        return float(self.train_config.epochs)
+
     def epochs_for(self, ctx: EvalContext) -> int:
         """Epochs of this evaluation: ``ctx.fidelity`` rounded (at least 1), else ``epochs``."""
         if ctx.fidelity is None:
@@ -270,9 +287,13 @@ class TrainingEvaluator(Evaluator):
         started = time.time()
         device = resolve_device(self.device or ctx.device)
         epochs = self.epochs_for(ctx)
-        cfg = TrainConfig(**{**self.train_config.to_dict(), "epochs": epochs})
+        # The schedule's length: the highest rung under a scheduler (a rung is the start of the
+        # full run, and a promotion continues it), else this evaluation's epochs.
+        horizon = max(epochs, round(ctx.max_fidelity)) if ctx.max_fidelity else epochs
+        cfg = TrainConfig(**{**self.train_config.to_dict(), "epochs": horizon})
         data = self._splits_on(device)
         model = self.build(arch, seed=derive_seed(ctx.seed, "init"))
+        resume, resume_note = self._load_resume(arch, ctx, horizon, epochs)
         params = count_params(model)
         # Measured in the conditions the trainer uses (on CUDA: bf16 autocast, channels_last),
         # unless the user's metric_options say otherwise.
@@ -295,9 +316,19 @@ class TrainingEvaluator(Evaluator):
                               info={"trained": False})
         order_seed = derive_seed(ctx.seed, "data")
         train = self._loader(data.train, cfg.batch_size, True, order_seed, device)
+        if resume is not None:
+            train.generator.set_state(resume[1])
         val = self._loader(data.val, cfg.eval_batch_size, False, 0, device)
         stopper = (EarlyStopping(self.early_stopping, self.min_delta)
                    if self.early_stopping is not None else None)
+        until, stopped_before = epochs, False
+        if resume is not None and stopper is not None:
+            # The rung's epochs count for early stopping as in one uninterrupted run, and a
+            # rung that stopped early stays stopped (a promotion then trains nothing more).
+            for point in resume[0].curve:
+                acc = float(point.val_accuracy if point.val_accuracy is not None else math.nan)
+                if stopper.step(point.epoch, acc):
+                    until, stopped_before = resume[0].epoch, True
 
         def on_epoch(stats: EpochStats) -> bool:
             acc = float(stats.val_accuracy if stats.val_accuracy is not None else math.nan)
@@ -311,10 +342,15 @@ class TrainingEvaluator(Evaluator):
                 deadline=ctx.deadline, on_epoch=on_epoch,
                 loss_fn=self.loss_fn(torch.device(device)),
                 restore_best=self.restore_best,
+                resume=resume[0] if resume is not None else None, until_epoch=until,
+                keep_state=ctx.checkpoint_to is not None,
             )
         except (NonFiniteLossError, TimeLimitExceeded) as exc:
             return Result.failed(str(exc), cost=time.time() - started,
                                  curve=[s.to_dict() for s in exc.curve], params=params)
+        if ctx.checkpoint_to is not None and fit.state is not None:
+            self._save_checkpoint(ctx.checkpoint_to, arch, horizon, fit.state,
+                                  train.generator.get_state())
         chosen = fit.best if fit.restored_epoch is not None else fit.final
         assert chosen is not None and chosen.val_accuracy is not None
         metrics: dict[str, float] = {
@@ -338,18 +374,104 @@ class TrainingEvaluator(Evaluator):
             ))
         info = {
             "curve": [s.to_dict() for s in fit.curve],
-            "stopped": fit.stopped,
+            "stopped": "callback" if stopped_before else fit.stopped,
             "best_epoch": fit.best.epoch if fit.best is not None else None,
             "reported_epoch": chosen.epoch,
             "images_per_sec": fit.images_per_sec,
             "train_seconds": fit.train_seconds,
+            "epochs_trained": fit.epochs - fit.resumed_epoch,
             "device": fit.device,
             "data": data.sizes(),
         }
+        if horizon != epochs:
+            info["schedule_epochs"] = horizon
+        if fit.resumed_epoch:
+            info["resumed_from_epoch"] = fit.resumed_epoch
+        if resume_note:
+            info["resume"] = resume_note
         if self.metrics:
             info["metric_options"] = {**resolve_options(metric_options),
                                       "threads": torch.get_num_threads()}
         return Result(metrics=metrics, cost=time.time() - started, info=info)
+
+    # ------------------------------------------------------------------ final stage
+    supports_final = True
+
+    def final_data(self) -> tuple[ArrayDataset, ArrayDataset]:
+        """(training + validation parts the search used, the official test split)."""
+        s = self.splits() if self.test else make_splits(
+            self.dataset, data_dir=self.data_dir, download=self.download,
+            val_size=self.val_size, train_subset=self.train_subset, val_subset=self.val_subset,
+            test=True, test_subset=self.test_subset, seed=self.data_seed,
+        )
+        assert s.test is not None
+        both = ArrayDataset(torch.cat([s.train.images, s.val.images]),
+                            torch.cat([s.train.labels, s.val.labels]), s.train.info)
+        return both, s.test
+
+    def final_evaluate(self, arch: Architecture, seed: int, fidelity: float | None,
+                       device: str = "cpu") -> Result:
+        """Train on training + validation data for ``fidelity`` epochs (default ``epochs``) with
+        the search's recipe, then measure ``test_accuracy`` on the test split once."""
+        started = time.time()
+        device = resolve_device(self.device or device)
+        epochs = self.epochs_for(EvalContext(fidelity=fidelity))
+        cfg = TrainConfig(**{**self.train_config.to_dict(), "epochs": epochs})
+        train_data, test_data = self.final_data()
+        model = self.build(arch, seed=derive_seed(seed, "init"))
+        train = self._loader(train_data.to(device) if device != "cpu" else train_data,
+                             cfg.batch_size, True, derive_seed(seed, "data"), device)
+        fit = Trainer(cfg).fit(model, train, None, device=device, seed=derive_seed(seed, "train"))
+        amp, channels_last = cfg.conditions(device.startswith("cuda"))
+        test = self._loader(test_data.to(device) if device != "cpu" else test_data,
+                            cfg.eval_batch_size, False, 0, device)
+        acc, loss = evaluate_model(model, test, device, amp, channels_last)
+        return Result(
+            metrics={"test_accuracy": acc, "test_loss": loss, "params": float(count_params(model)),
+                     "train_accuracy": fit.final.train_accuracy if fit.final else math.nan},
+            cost=time.time() - started,
+            info={"epochs": epochs, "train_images": len(train_data), "test_images": len(test_data),
+                  "train_seconds": fit.train_seconds},
+        )
+
+    def profile(self, arch: Architecture) -> dict[str, float]:
+        """Params, FLOPs (M) and CPU latency (ms, batch 1) of the untrained network."""
+        model = self.build(arch)
+        return compute_metrics(model, ["params", "flops", "latency_ms"], self.input_shape(),
+                               device="cpu")
+
+    # ------------------------------------------------------------------ checkpoints (rungs)
+    def _load_resume(self, arch: Architecture, ctx: EvalContext, horizon: int,
+                     epochs: int) -> tuple[tuple[TrainState, torch.Tensor] | None, str]:
+        """The state to continue from (with the loader's generator state), and a note on why
+        there is none when ``ctx.resume_from`` was given."""
+        path = ctx.resume_from
+        if path is None:
+            return None, ""
+        if not os.path.exists(path):
+            return None, f"checkpoint {path!r} not found: trained from scratch"
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a damaged file must not fail the trial: retrain instead
+            return None, f"checkpoint {path!r} unreadable ({type(exc).__name__}): trained from scratch"
+        if saved.get("arch") != arch.to_json() or saved.get("horizon") != horizon:
+            return None, (f"checkpoint {path!r} is for another architecture or schedule: "
+                          "trained from scratch")
+        state = TrainState.from_dict(saved["state"])
+        if state.epoch > epochs:
+            return None, (f"checkpoint {path!r} has {state.epoch} epochs, more than {epochs}: "
+                          "trained from scratch")
+        return (state, saved["loader_rng"]), ""
+
+    @staticmethod
+    def _save_checkpoint(path: str, arch: Architecture, horizon: int, state: TrainState,
+                         loader_rng: torch.Tensor) -> None:
+        """Write atomically: a reader (the promoted trial) never sees half a file."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        torch.save({"arch": arch.to_json(), "horizon": horizon, "state": state.to_dict(),
+                    "loader_rng": loader_rng}, tmp)
+        os.replace(tmp, path)
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description stored with the experiment."""

@@ -10,8 +10,10 @@ from nasforge.errors import ConfigError
 
 @dataclass(frozen=True)
 class Budget:
-    """Stop after ``max_trials`` trials, ``max_seconds`` of wall time, or ``max_cost`` seconds of
-    (possibly simulated) evaluation cost, whichever comes first.
+    """Stop after ``max_trials`` trials, ``max_seconds`` of wall time, ``max_cost`` seconds of
+    (possibly simulated) evaluation cost, or ``max_fidelity`` units of fidelity spent (training
+    epochs: a promotion that continues a rung spends only its extra epochs, an early-stopped
+    trial only the epochs it trained), whichever comes first.
 
     The trial that crosses a limit still counts, as in NAS-Bench-201's protocol: its cost was
     already paid when we learn it crossed.
@@ -20,27 +22,31 @@ class Budget:
     max_trials: int | None = None
     max_seconds: float | None = None
     max_cost: float | None = None
+    max_fidelity: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_trials", "max_seconds", "max_cost"):
+        for name in ("max_trials", "max_seconds", "max_cost", "max_fidelity"):
             v = getattr(self, name)
             bad_type = not isinstance(v, (int, float)) or isinstance(v, bool)
             if v is not None and (bad_type or not v > 0 or math.isnan(v)):
                 raise ConfigError(f"budget {name} must be a positive number or None, got {v!r}")
-        if self.max_trials is None and self.max_seconds is None and self.max_cost is None:
+        if (self.max_trials is None and self.max_seconds is None and self.max_cost is None
+                and self.max_fidelity is None):
             raise ConfigError(
-                "a budget needs at least one limit: max_trials, max_seconds or max_cost"
+                "a budget needs at least one limit: max_trials, max_seconds, max_cost or "
+                "max_fidelity"
             )
 
-    def exhausted(self, trials: int, seconds: float, cost: float) -> bool:
+    def exhausted(self, trials: int, seconds: float, cost: float, fidelity: float = 0.0) -> bool:
         """Whether no new trial may start."""
         return (
             (self.max_trials is not None and trials >= self.max_trials)
             or (self.max_seconds is not None and seconds >= self.max_seconds)
             or (self.max_cost is not None and cost >= self.max_cost)
+            or (self.max_fidelity is not None and fidelity >= self.max_fidelity)
         )
 
-    def fraction(self, trials: int, seconds: float, cost: float) -> float:
+    def fraction(self, trials: int, seconds: float, cost: float, fidelity: float = 0.0) -> float:
         """How much of the budget is used, 0..1 (for progress bars)."""
         parts = []
         if self.max_trials is not None:
@@ -49,4 +55,6 @@ class Budget:
             parts.append(seconds / self.max_seconds)
         if self.max_cost is not None:
             parts.append(cost / self.max_cost)
+        if self.max_fidelity is not None:
+            parts.append(fidelity / self.max_fidelity)
         return min(1.0, max(parts)) if parts else 0.0

@@ -106,8 +106,17 @@ def run_job(evaluator: Evaluator, job: TrialJob, enforce_timeout: bool = False) 
     through SIGALRM; process and Ray workers are killed from outside instead.
     """
     started = time.time()
+    # Every value the evaluation reports is kept: it is the trial's learning curve, stored with
+    # it whatever the outcome (a pruned trial's curve says why it was pruned).
+    reports: list[list[float]] = []
+    decide = job.ctx.reporter
+
+    def reporter(step: int, value: float) -> bool:
+        reports.append([int(step), float(value)])
+        return bool(decide(step, value))
+
     try:
-        ctx = job.ctx
+        ctx = dataclasses.replace(job.ctx, reporter=reporter)
         if job.device_auto:
             from nasforge.utils.device import resolve_device
 
@@ -121,10 +130,13 @@ def run_job(evaluator: Evaluator, job: TrialJob, enforce_timeout: bool = False) 
         assert job.timeout is not None
         result = timeout_result(job.timeout)
     except TrialPruned as exc:
-        result = Result(status=TrialStatus.PRUNED, error=str(exc) or "pruned")
+        info = {"pruned_at": reports[-1][0]} if reports else {}
+        result = Result(status=TrialStatus.PRUNED, error=str(exc) or "pruned", info=info)
     except Exception as exc:  # a failing trial must never stop the experiment
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         result = Result.failed(f"{type(exc).__name__}: {exc}\n{text}")
+    if reports and "reports" not in result.info:
+        result = dataclasses.replace(result, info={**result.info, "reports": reports})
     return JobOutcome(job.number, result, started, time.time())
 
 

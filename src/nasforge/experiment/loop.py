@@ -24,9 +24,9 @@ waiting, so that readers of the database (``nasforge show``) see the running tri
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,27 +36,26 @@ from nasforge.evaluators.base import EvalContext, Evaluator
 from nasforge.experiment.budget import Budget
 from nasforge.experiment.events import CallbackLike, Event, EventKind, as_callback
 from nasforge.experiment.executors import Executor, JobOutcome, TrialJob, make_executor
-from nasforge.experiment.storage import Storage, StoredTrial, dumps, open_storage
+from nasforge.experiment.metric_checks import REJECTED, MetricChecks
+from nasforge.experiment.pruners import Pruner
+from nasforge.experiment.schedulers import Scheduler, Slot
+from nasforge.experiment.schedulers.base import PARENT
+from nasforge.experiment.scheduling import RANDOM, SPENT, TrialPlan
+from nasforge.experiment.storage import SQLiteStorage, Storage, StoredTrial, dumps, open_storage
 from nasforge.space.base import SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.trial import (
     Constraint,
     Objective,
-    Result,
     Trial,
     TrialStatus,
     as_constraints,
     as_objectives,
-    metric_uses,
 )
 from nasforge.utils.device import resolve_device
 from nasforge.utils.rng import check_seed, derive_seed
 
 log = logging.getLogger("nasforge.experiment")
-
-#: ``Trial.info`` key marking a proposal rejected by a constraint before any evaluation; such
-#: trials cost nothing and do not count against ``Budget.max_trials``.
-REJECTED = "rejected_before_evaluation"
 
 #: Give up when the constraints reject this many proposals in a row (they are probably too tight).
 MAX_REJECTED_IN_A_ROW = 10_000
@@ -68,15 +67,25 @@ SLOW_WAIT = 0.005
 ELAPSED_EVERY = 1.0
 
 
+def _fidelity_key(trial: Trial) -> float:
+    return float("-inf") if trial.fidelity is None else float(trial.fidelity)
+
+
 def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
-    """The OK trial with the best value of ``objective`` (lowest number wins ties), or None."""
+    """The OK trial with the best value of ``objective`` (lowest number wins ties), or None.
+
+    Only trials at the highest fidelity that any scored trial reached compete: under a
+    multi-fidelity scheduler a one-epoch result is no rival for a fully trained one.
+    """
     best: Trial | None = None
-    best_score = float("-inf")
+    best_key = (float("-inf"), float("-inf"))
     for t in trials:
         s = objective.score(t)
-        if s is not None and (s > best_score or (s == best_score and best is not None
-                                                 and t.number < best.number)):
-            best, best_score = t, s
+        if s is None:
+            continue
+        key = (_fidelity_key(t), s)
+        if key > best_key or (key == best_key and best is not None and t.number < best.number):
+            best, best_key = t, key
     return best
 
 
@@ -84,6 +93,7 @@ def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
 class _Usage:
     trials: int = 0  # evaluated (or running) trials; rejected proposals are not counted
     cost: float = 0.0
+    fidelity: float = 0.0  # fidelity units (epochs) spent
     elapsed_before: float = 0.0  # wall seconds spent by earlier runs of this experiment
 
 
@@ -152,6 +162,9 @@ class Experiment:
         callbacks: Sequence[CallbackLike] = (),
         config: dict[str, Any] | None = None,
         snapshot_every: int = 25,
+        scheduler: Scheduler | str | None = None,
+        pruner: Pruner | str | None = None,
+        checkpoint_dir: str | None = None,
     ) -> None:
         if strategy.space is not space and strategy.space.name != space.name:
             raise ConfigError(
@@ -172,9 +185,11 @@ class Experiment:
                            else strategy.objectives)
         self.constraints = as_constraints(constraints)
         #: Metric -> the objectives and constraints that name it (each must be in every result).
-        self.required_metrics = metric_uses(self.objectives, self.constraints)
-        self.evaluator.request_metrics(self.required_metrics)
-        self._check_metric_names()
+        self.checks = MetricChecks(self.evaluator, self.objectives, self.constraints)
+        self.required_metrics = self.checks.uses
+        self.plan = TrialPlan(space, strategy, self.evaluator, self.objectives[0],
+                              scheduler=scheduler, pruner=pruner, fidelity=fidelity,
+                              seed=check_seed(seed), checkpoint_dir=checkpoint_dir)
         if isinstance(executor, Executor):
             if workers != 1:
                 raise ConfigError(
@@ -192,6 +207,9 @@ class Experiment:
         # Last, so that bad settings (above) or a missing dataset leave no empty database behind.
         self.evaluator.check_ready()
         self.storage = open_storage(storage)
+        if checkpoint_dir is None and isinstance(self.storage, SQLiteStorage):
+            # Rung checkpoints live next to the database, so a resumed run finds them.
+            self.plan._checkpoint_root = f"{self.storage.path}.rungs"
         self.fidelity = fidelity
         self.trial_timeout = trial_timeout
         self.callbacks = [as_callback(c) for c in callbacks]
@@ -206,6 +224,10 @@ class Experiment:
         self._started = 0.0
         self._next_number = 0
         self._pending: dict[int, _Pending] = {}  # insertion order = ask order
+        # Sequence numbers of each trial's ask and tell: a pruner compares a trial with the
+        # results told before it was asked, so its decisions do not depend on timing.
+        self._asked_at: dict[int, int] = {}
+        self._told_at: dict[int, int] = {}
         self._trials: dict[int, Trial] | None = None  # cache of every trial while running
         self._best: Trial | None = None
         self._stop_requested = False
@@ -216,13 +238,27 @@ class Experiment:
         self._unsaved: list[tuple[Trial, int]] = []  # asked trials not written yet
         self._elapsed_saved = 0.0
         self._last_wait = float("inf")
-        self._metrics_seen: set[str] = set()  # every metric name some trial's result had
 
     # ------------------------------------------------------------------ public
     @property
     def objective(self) -> Objective:
         """The primary objective."""
         return self.objectives[0]
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """The multi-fidelity scheduler (None: every trial at one fidelity)."""
+        return self.plan.scheduler
+
+    @property
+    def pruner(self) -> Pruner | None:
+        """The pruner (None: trials are never stopped early)."""
+        return self.plan.pruner
+
+    @property
+    def fidelity_spent(self) -> float:
+        """Fidelity units (training epochs) spent so far, over all runs."""
+        return self._usage.fidelity
 
     @property
     def trials(self) -> list[Trial]:
@@ -293,6 +329,7 @@ class Experiment:
                 raise
             finally:
                 self.executor.shutdown()
+                self.plan.close()
                 self._usage.elapsed_before = self.elapsed
                 self._started = 0.0
                 try:  # running trials stay visible as 'running'; they re-run on resume
@@ -328,24 +365,41 @@ class Experiment:
 
     def _exhausted(self) -> bool:
         u = self._usage
-        return self.budget.exhausted(u.trials, self.elapsed, u.cost)
+        return self.budget.exhausted(u.trials, self.elapsed, u.cost, u.fidelity)
 
     def _fill(self) -> None:
         """Ask while there is free capacity (buffered results hold their slot in ordered mode)."""
         while (len(self._pending) < self.executor.capacity and not self._stop_requested
                and not self._exhausted()):
-            self._ask_one()
+            slot = self.plan.next_slot()
+            if slot is None:  # a synchronous scheduler waits for its rung to finish
+                if not self._pending:
+                    raise RuntimeError("the scheduler waits although no trial is running")
+                return
+            self._ask_one(slot)
 
-    def _ask_one(self) -> None:
-        arch = self.strategy.ask()
+    def _ask_one(self, slot: Slot | bool = True) -> None:
         number = self._next_number
+        arch, fidelity, info = self.plan.propose(slot, number)
         self._next_number += 1
-        trial = Trial(number=number, arch=arch, seed=derive_seed(self.seed, number),
-                      fidelity=self.fidelity, started_at=time.time())
+        parent = slot.parent if isinstance(slot, Slot) else None
+        # A promotion continues its configuration's run: same seed (data order, initialization).
+        seed = parent.seed if parent is not None else derive_seed(self.seed, number)
+        trial = Trial(number=number, arch=arch, seed=seed, fidelity=fidelity,
+                      started_at=time.time(), info=info)
+        cheap, rejection = (self.checks.precheck(arch) if self.constraints and parent is None
+                            else (None, None))
+        if rejection is not None and info.get(RANDOM):
+            # Keep the mark: on resume a uniformly drawn configuration must not ask the strategy.
+            rejection = dataclasses.replace(rejection, info={**rejection.info, RANDOM: True})
+        if rejection is not None:
+            # Rejected before evaluation: it takes no rung slot (the scheduler never sees it).
+            trial = Trial(number=number, arch=arch, seed=seed, fidelity=fidelity,
+                          started_at=trial.started_at)
         self._seq += 1
+        self._asked_at[number] = self._seq
         self._unsaved.append((trial, self._seq))  # written with the next tell (or flush)
         self._cache(trial)
-        cheap, rejection = self._precheck(arch) if self.constraints else (None, None)
         if rejection is not None and rejection.status is TrialStatus.FAILED:
             # cheap_metrics crashed: a failed trial like any other, so it counts against the
             # budget (a broken build would otherwise be retried for free without end).
@@ -365,61 +419,10 @@ class Experiment:
             return
         self._rejected_in_a_row = 0
         self._usage.trials += 1
+        self.plan.started(trial)
         p = _Pending(trial, cheap=cheap)
         self._pending[number] = p
         self._submit(p)
-
-    def _precheck(self, arch: Any) -> tuple[dict[str, float] | None, Result | None]:
-        """``(cheap_metrics, rejection)``: the rejection Result is None when no constraint is
-        broken by the metrics known before evaluation."""
-        try:
-            cheap = dict(self.evaluator.cheap_metrics(arch))
-        except Exception as exc:  # the same failure would hit the evaluation; record it
-            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            return None, Result(status=TrialStatus.FAILED, cost=0.0,
-                                error=f"cheap_metrics failed: {type(exc).__name__}: {exc}\n{text}")
-        broken = [c for c in self.constraints if c.satisfied(cheap) is False]
-        if not broken:
-            return cheap, None
-        return cheap, Result(metrics=cheap, cost=0.0, status=TrialStatus.INFEASIBLE,
-                             error="violates " + ", ".join(map(str, broken)),
-                             info={REJECTED: True})
-
-    def _cheap_for(self, p: _Pending) -> dict[str, float]:
-        """The pending trial's cheap metrics, computed now if the precheck did not run."""
-        if p.cheap is None:
-            try:
-                p.cheap = dict(self.evaluator.cheap_metrics(p.trial.arch))
-            except Exception as exc:  # the result then simply lacks the metric
-                log.debug("cheap_metrics failed for trial %d: %s", p.trial.number, exc)
-                p.cheap = {}
-        return p.cheap
-
-    def _check_metric_names(self) -> None:
-        """Refuse objective/constraint metrics the evaluator declares it cannot produce."""
-        produced = self.evaluator.produced_metrics()
-        if produced is None:
-            return
-        unknown = [m for m in self.required_metrics if m not in produced]
-        if unknown:
-            raise ConfigError(
-                f"evaluator {self.evaluator.name!r} does not produce the metric(s) "
-                f"{self._uses(unknown)}; "
-                f"its metrics are: {', '.join(sorted(produced))}"
-            )
-
-    def _uses(self, names: list[str]) -> str:
-        """``'acuracy' (named by objective max:acuracy); ...`` for error messages."""
-        return "; ".join(f"{m!r} (named by {', '.join(self.required_metrics[m])})" for m in names)
-
-    def _missing_metrics(self, p: _Pending, metrics: dict[str, float]) -> list[str]:
-        """Required metrics a successful result lacks; fills in those ``cheap_metrics`` know."""
-        missing = [m for m in self.required_metrics if m not in metrics]
-        if missing:
-            cheap = self._cheap_for(p)
-            metrics.update({m: cheap[m] for m in missing if m in cheap})
-            missing = [m for m in missing if m not in metrics]
-        return missing
 
     def _submit(self, p: _Pending) -> None:
         job = TrialJob(p.trial.number, p.trial.arch, self._context(p.trial),
@@ -436,9 +439,16 @@ class Experiment:
         if self.budget.max_seconds is not None:
             budget_end = time.time() + max(self.budget.max_seconds - self.elapsed, 0.0)
             deadline = budget_end if deadline is None else min(deadline, budget_end)
+        assert self._trials is not None
+        told_before: list[Trial] = []
+        if self.plan.pruner is not None:
+            asked = self._asked_at.get(trial.number, self._seq)
+            told_before = [self._trials[n] for n, seq in self._told_at.items()
+                           if seq < asked and n in self._trials]
+        extra = self.plan.context(trial, told_before)
         return EvalContext(seed=trial.seed, device=self.device, fidelity=trial.fidelity,
                            trial_number=trial.number, deadline=deadline,
-                           constraints=self.constraints)
+                           constraints=self.constraints, **extra)
 
     def _on_outcome(self, outcome: JobOutcome) -> None:
         p = self._pending.get(outcome.number)
@@ -451,25 +461,25 @@ class Experiment:
             self._submit(p)
             return
         t, result = p.trial, outcome.result
-        status, error, info = result.status, result.error, dict(result.info)
+        # The schedule's keys (rung, config, parent) win over an evaluator's own info keys.
+        status, error, info = result.status, result.error, {**result.info, **t.info}
         metrics = dict(result.metrics)
         if p.attempts:
             info["attempts"] = p.attempts + 1
-        never_seen: list[str] = []
-        if status is TrialStatus.OK:
-            missing = self._missing_metrics(p, metrics)
-            if missing:
-                status = TrialStatus.FAILED
-                error = (f"the result has no metric {self._uses(missing)}; it has: "
-                         f"{', '.join(sorted(metrics)) or '(no metrics)'}")
-                never_seen = [m for m in missing if m not in self._metrics_seen]
-        self._metrics_seen.update(metrics)
-        if status is TrialStatus.OK and self.constraints:
-            broken = [c for c in self.constraints if c.satisfied(metrics) is False]
-            if broken:
-                status, error = TrialStatus.INFEASIBLE, "violates " + ", ".join(map(str, broken))
+
+        def cheap() -> dict[str, float]:  # computed only when a required metric is missing
+            if p.cheap is None:
+                p.cheap = self.checks.cheap_or_empty(p.trial.arch, p.trial.number)
+            return p.cheap
+
+        status, error, never_seen = self.checks.result_problems(status, metrics, error, cheap)
         cost = (result.cost if result.cost is not None
                 else max(outcome.finished_at - outcome.started_at, 0.0))
+        parent = t.info.get(PARENT)
+        parent_fid = None
+        if parent is not None and self._trials is not None and parent in self._trials:
+            parent_fid = self._trials[parent].fidelity
+        info[SPENT] = self.plan.spent(t, info, parent_fid)
         done = Trial(number=t.number, arch=t.arch, status=status, metrics=metrics,
                      cost=float(cost), error=error, info=info, seed=t.seed, fidelity=t.fidelity,
                      started_at=outcome.started_at, finished_at=outcome.finished_at)
@@ -508,7 +518,9 @@ class Experiment:
 
     def _tell(self, done: Trial) -> None:
         self._seq += 1
+        self._told_at[done.number] = self._seq
         self._usage.cost += done.cost
+        self._usage.fidelity += float(done.info.get(SPENT, 0.0))
         meta = None
         now = time.time()
         if now - self._elapsed_saved >= ELAPSED_EVERY:
@@ -517,7 +529,8 @@ class Experiment:
         self._unsaved = []
         self._pending.pop(done.number, None)
         self._cache(done)
-        self.strategy.tell(done)
+        for heard in self.plan.told(done):  # a scheduler may defer or skip what the strategy hears
+            self.strategy.tell(heard)
         self._tells_since_snapshot += 1
         if self._tells_since_snapshot >= self._snapshot_interval:
             self._snapshot()
@@ -542,10 +555,12 @@ class Experiment:
         self._trials[trial.number] = trial
         score = self.objective.score(trial)
         if score is not None:
+            # The same order as best_trial(): highest fidelity first, then the objective.
             best = self._best
             best_score = None if best is None else self.objective.score(best)
-            if (best is None or best_score is None or score > best_score
-                    or (score == best_score and trial.number < best.number)):
+            key = (_fidelity_key(trial), score)
+            if (best is None or best_score is None or key > (_fidelity_key(best), best_score)
+                    or (key == (_fidelity_key(best), best_score) and trial.number < best.number)):
                 self._best = trial
 
     def _emit(self, kind: EventKind, trial: Trial | None = None, message: str = "") -> None:
@@ -564,6 +579,7 @@ class Experiment:
             "objectives": [[o.metric, o.direction] for o in self.objectives],
             "constraints": [str(c) for c in self.constraints],
             "seed": self.seed,
+            **self.plan.describe(),
         }
 
     def check_config(self) -> None:
@@ -601,14 +617,18 @@ class Experiment:
         self._usage = _Usage(
             trials=sum(1 for s in stored if not s.trial.info.get(REJECTED)),
             cost=sum(s.trial.cost for s in stored if s.tell_seq is not None),
+            fidelity=sum(float(s.trial.info.get(SPENT, 0.0)) for s in stored
+                         if s.tell_seq is not None),
             elapsed_before=float(self.storage.get_meta("elapsed") or 0.0),
         )
         self._trials = {}
         self._best = None
-        self._metrics_seen = set()
+        self._asked_at = {s.trial.number: s.ask_seq for s in stored}
+        self._told_at = {s.trial.number: s.tell_seq for s in stored if s.tell_seq is not None}
+        self.checks.seen = set()
         for s in stored:
             self._cache(s.trial)
-            self._metrics_seen.update(s.trial.metrics)
+            self.checks.seen.update(s.trial.metrics)
         snap = self.storage.latest_snapshot()
         start_seq = 0
         if snap is not None:
@@ -626,7 +646,7 @@ class Experiment:
                 continue
             t = s.trial
             fresh = Trial(number=t.number, arch=t.arch, seed=t.seed, fidelity=t.fidelity,
-                          started_at=now)
+                          started_at=now, info=t.info if not t.status.finished else {})
             self._pending[t.number] = _Pending(fresh, done=t if t.status.finished else None)
         self._tells_since_snapshot = 0
         self._snapshot_interval = self.snapshot_every
@@ -637,24 +657,33 @@ class Experiment:
         self._last_wait = float("inf")
 
     def _replay(self, stored: list[StoredTrial], start_seq: int) -> int:
-        """Replay the asks and tells after ``start_seq``; return how many asks differed."""
+        """Replay the asks and tells after ``start_seq`` on the strategy (the scheduler sees
+        them all, from the first); return how many asks differed."""
         events: list[tuple[int, bool, StoredTrial]] = []
         for s in stored:
-            if s.ask_seq > start_seq:
-                events.append((s.ask_seq, False, s))
-            if s.tell_seq is not None and s.tell_seq > start_seq:
+            events.append((s.ask_seq, False, s))
+            if s.tell_seq is not None:
                 events.append((s.tell_seq, True, s))
         events.sort(key=lambda e: e[0])
+        self.plan.reset()
         mismatches = 0
-        for _, is_tell, s in events:
+        for seq, is_tell, s in events:
+            strategy_hears = seq > start_seq
             if is_tell:
-                self.strategy.tell(s.trial)
+                heard = self.plan.told(s.trial)
+                if strategy_hears:
+                    for t in heard:
+                        self.strategy.tell(t)
+                continue
+            if not s.trial.info.get(REJECTED):
+                self.plan.replay_started(s.trial)
+            if not strategy_hears or not self.plan.asked_strategy(s.trial):
                 continue
             arch = self.strategy.ask()
             if arch != s.trial.arch:
                 # A strategy that is not seeded: keep the recorded history authoritative.
                 mismatches += 1
-                self.strategy.pending[-1] = s.trial.arch
+                self.strategy.amend_last_ask(s.trial.arch)
         if mismatches:
             log.warning("resume: the strategy proposed %d architecture(s) that differ from the "
                         "recorded ones (is it seeded?); the recorded history was used", mismatches)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.report import plots
+from nasforge.report import curves, plots
 from nasforge.report.stored import StoredExperiment, load_experiment
 from nasforge.trial import Trial
 
@@ -263,7 +263,99 @@ def _summary(exp: StoredExperiment) -> str:
     ]
     if best is not None:
         items.insert(0, (f"best {exp.objective.metric}", fmt(best.value(exp.objective.metric))))
+    scheduler = curves.settings(exp.config, "scheduler")
+    pruner = curves.settings(exp.config, "pruner")
+    if scheduler is not None:
+        items.append(("scheduler", curves.describe_settings(scheduler)))
+    if pruner is not None or counts.get("pruned"):
+        items.append(("pruner", curves.describe_settings(pruner)))
+        items.append(("pruned trials", counts.get("pruned", 0)))
     return "<h2>Summary</h2>" + cards(items)
+
+
+def _curve_label(exp: StoredExperiment, pruned: bool) -> str:
+    """What the learning curves show: the primary objective when a pruner compared it (pruners
+    require it) or when every completed curve ends at the trial's value of it."""
+    metric = exp.objective.metric
+    if pruned:
+        return f"{metric} (reported per step)"
+    ends = [(c[-1][1], t.value(metric)) for t in exp.ok_trials()
+            for c in [curves.learning_curve(t)] if c]
+    if ends and all(v is not None and math.isclose(last, v, rel_tol=1e-9, abs_tol=1e-12)
+                    for last, v in ends):
+        return f"{metric} (reported per step)"
+    return "reported value (ctx.report)"
+
+
+def _verdict_section(stage: Mapping[str, Any]) -> str:
+    """The final stage: the verdict first, then the final test and the re-evaluated candidates."""
+
+    def pm(d: Mapping[str, Any]) -> str:
+        if d.get("mean") is None:
+            return "-"
+        return f"{d['mean']:.2f} ± {d.get('std', 0.0):.2f} (n={d.get('n', 0)})"
+
+    verdict = stage.get("verdict", {})
+    out = ["<h2>Verdict</h2>", f'<p class="verdict"><strong>{_e(verdict.get("text", ""))}</strong></p>']
+    rows = []
+    for label in ("chosen", "baseline"):
+        side = stage.get("final", {}).get(label)
+        if side is None:
+            continue
+        prof = side.get("profile", {})
+        rows.append(["search's pick" if label == "chosen" else "baseline", pm(side),
+                     prof.get("params"), prof.get("flops"), prof.get("latency_ms"), side["arch"]])
+    fid = stage.get("settings", {}).get("final_fidelity")
+    out.append(f'<p class="note">Trained on train+val{f" for {fid:g} epochs" if fid else ""} '
+               "with the same recipe and seeds, each tested once per seed on the test split.</p>")
+    out.append(table(["", "test accuracy (mean ± std)", "params", "FLOPs", "latency ms",
+                      "architecture"], rows, text_cols=[0, 1, 5]))
+    cand = [[i, c["trial"], c.get("search_value"), pm(c.get("reevaluated", {})), c["arch"]]
+            for i, c in enumerate(stage.get("candidates", []), 1)]
+    out.append('<p class="note">Top candidates re-evaluated with fresh seeds and ranked by the '
+               "fresh mean (the search value is biased upwards: it was selected for being high).</p>")
+    out.append(table(["rank", "trial", "search value", "re-evaluated", "architecture"], cand,
+                     text_cols=[3, 4]))
+    return "".join(out)
+
+
+def _curve_sections(exp: StoredExperiment, assets: _Assets) -> list[str]:
+    """Learning curves of every trial, and the rungs of a multi-fidelity schedule."""
+    out: list[str] = []
+    scheduler = curves.settings(exp.config, "scheduler")
+    pruner = curves.settings(exp.config, "pruner")
+    rungs = curves.rung_fidelities(scheduler)
+    scheduled = curves.is_scheduled(exp.trials, exp.config)
+    if any(curves.learning_curve(t) for t in exp.trials) or pruner is not None:
+        label = _curve_label(exp, pruner is not None)
+        path = assets.draw("learning_curves", "learning curves", lambda p: plots.plot_learning_curves(
+            exp.trials, exp.objective, p, rungs=rungs, ylabel=label))
+        if path is not None:
+            pruned = [t for t in exp.trials if curves.pruned_at(t) is not None]
+            note = ("Every value each trial reported while it ran"
+                    + (", coloured by rung" if scheduled else "")
+                    + "; the best trial is drawn thick."
+                    + (f" {len(pruned)} pruned trial(s) are grey dashed lines, an x marks the step "
+                       "each was stopped at." if pruned else ""))
+            out.append("<h2>Learning curves</h2>" + image(path, "learning curves", note))
+    if scheduled:
+        summary = curves.rung_summary(exp.trials, exp.objective, rungs)
+        path = assets.draw("rungs", "rung distributions", lambda p: plots.plot_rungs(
+            exp.trials, exp.objective, p, rungs=rungs))
+        metric = exp.objective.metric
+        rows = [[r.rung, r.fidelity, r.started, r.finished, r.ok, r.pruned, r.failed, r.promoted,
+                 r.best_trial, r.best_value] for r in summary]
+        section = ("<h2>Rungs</h2><p class=\"note\">Scheduler: "
+                   f"{_e(curves.describe_settings(scheduler))}.</p>")
+        if path is not None:
+            section += image(path, "values at each rung",
+                             f"{metric} of the completed trials at each rung (boxes), pruned "
+                             "trials at the last value they reported, and lines from each "
+                             "promoted trial to its promotion.")
+        section += table(["rung", "fidelity", "started", "finished", "ok", "pruned", "failed",
+                          "promoted", "best trial", f"best {metric}"], rows, table_id="rungs")
+        out.append(section)
+    return out
 
 
 def _arch_cards(exp: StoredExperiment, trials: Sequence[Trial], assets: _Assets) -> str:
@@ -313,12 +405,14 @@ def _split_constant(exp: StoredExperiment, metrics: Sequence[str],
 
 
 def _trial_rows(exp: StoredExperiment, trials: Sequence[Trial], metrics: Sequence[str],
-                errors: bool) -> tuple[list[list[Any]], list[str]]:
+                errors: bool, scheduled: bool = False) -> tuple[list[list[Any]], list[str]]:
     best = exp.ranked()[:1]
     rows, classes = [], []
     for t in trials:
-        row = [t.number, t.status.value, *[t.value(m) for m in metrics], t.cost, t.duration,
-               exp.arch_text(t.arch)]
+        sched = ([t.fidelity, curves.rung_of(t), curves.parent_of(t), curves.pruned_at(t)]
+                 if scheduled else [])
+        row = [t.number, t.status.value, *sched, *[t.value(m) for m in metrics], t.cost,
+               t.duration, exp.arch_text(t.arch)]
         if errors:
             row.append((t.error or "").splitlines()[0] if t.error else "")
         rows.append(row)
@@ -332,7 +426,9 @@ def write_report(db: str | Path, out: str | Path | None = None, *, top: int = 5,
 
     Sections: summary, best-so-far curve of the primary objective, Pareto front (several
     objectives), the ``top`` architectures (the first ``diagrams`` of them drawn), the
-    distribution of each metric, every trial in a sortable table, and the stored settings.
+    distribution of each metric, the learning curves (when trials reported intermediate values;
+    pruned trials drawn apart), the rungs of a multi-fidelity schedule (values at each rung and a
+    per-rung table), every trial in a sortable table, and the stored settings.
     ``out`` defaults to ``<db name>.html`` beside the database.
     """
     if top < 1:
@@ -341,6 +437,8 @@ def write_report(db: str | Path, out: str | Path | None = None, *, top: int = 5,
     target = _out_path(out, str(Path(db).with_suffix(".html")))
     assets = _Assets(target)
     sections = [_summary(exp)]
+    if exp.final_stage is not None:
+        sections.append(_verdict_section(exp.final_stage))
     metrics = exp.metric_names()
     ranked = exp.ranked()
 
@@ -389,10 +487,13 @@ def write_report(db: str | Path, out: str | Path | None = None, *, top: int = 5,
                     f"{k} = {fmt(v)}" for k, v in constant.items()) + "."
             sections.append("<h2>Metric distributions</h2>" + image(
                 path, "metric distributions", note))
+    sections.extend(_curve_sections(exp, assets))
     if exp.trials:
         errors = any(t.error for t in exp.trials)
-        rows, classes = _trial_rows(exp, exp.trials, metrics, errors)
-        headers = ["#", "status", *metrics, "cost s", "time s", "architecture"]
+        scheduled = curves.is_scheduled(exp.trials, exp.config)
+        rows, classes = _trial_rows(exp, exp.trials, metrics, errors, scheduled)
+        sched = ["fidelity", "rung", "parent", "pruned at"] if scheduled else []
+        headers = ["#", "status", *sched, *metrics, "cost s", "time s", "architecture"]
         arch_col = len(headers) - 1
         if errors:
             headers.append("error")

@@ -257,13 +257,223 @@ def plot_final_boxes(finals: Mapping[str, Sequence[float | None]], path: str | P
     return _save(fig, path, dpi)
 
 
+# ---------------------------------------------------------------------------------- multi-fidelity
+def _top_fidelity_best(trials: Sequence[Trial], objective: Objective) -> Trial | None:
+    """The best OK trial among those at the highest fidelity any scored trial reached (the
+    experiment's own rule: a one-epoch result is no rival for a fully trained one)."""
+    best: Trial | None = None
+    best_key = (-math.inf, -math.inf, 0)
+    for t in trials:
+        s = objective.score(t)
+        if s is None:
+            continue
+        key = (-math.inf if t.fidelity is None else float(t.fidelity), s, -t.number)
+        if key > best_key:
+            best, best_key = t, key
+    return best
+
+
+def _rung_color(rung: int | None, count: int) -> Any:
+    """Rungs are ordered, so a sequential colour map (viridis, without its pale yellow end): low
+    rungs dark blue, high rungs green. Unscheduled trials get the report's blue."""
+    if rung is None:
+        return COLORS[0]
+    from matplotlib import colormaps
+
+    return colormaps["viridis"](0.05 + 0.7 * rung / max(count - 1, 1))
+
+
+def _fidelity_text(fidelity: float | None) -> str:
+    return "?" if fidelity is None else f"{fidelity:g}"
+
+
+def plot_learning_curves(trials: Sequence[Trial], objective: Objective, path: str | Path,
+                         rungs: Sequence[float] = (), ylabel: str = "reported value",
+                         title: str = "", dpi: int = 110) -> Path:
+    """Every trial's learning curve on one plot, saved as a PNG (see
+    :func:`learning_curves_figure`)."""
+    return _save(learning_curves_figure(trials, objective, rungs, ylabel, title), path, dpi)
+
+
+def learning_curves_figure(trials: Sequence[Trial], objective: Objective,
+                           rungs: Sequence[float] = (), ylabel: str = "reported value",
+                           title: str = "") -> Figure:
+    """Every trial's learning curve (the values it reported per step) on one plot.
+
+    Completed trials are solid lines, coloured by rung under a scheduler; pruned trials are grey
+    dashed lines with an ``x`` where they were stopped; failed ones grey dotted. The best trial
+    (at the highest fidelity reached) is drawn thick, with a star at its end.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    from nasforge.report.curves import learning_curve, pruned_at, rung_of
+
+    drawn = [(t, c) for t in trials for c in [learning_curve(t)] if c]
+    if not drawn:
+        raise ConfigError("no trial reported a learning curve (values passed to ctx.report)")
+    best = _top_fidelity_best([t for t, _ in drawn], objective)
+    many = len(drawn) > 150
+    count = max([len(rungs)] + [(rung_of(t) or 0) + 1 for t, _ in drawn])
+    fig = _figure(7.6, 4.4)
+    ax: Axes = fig.add_subplot(1, 1, 1)
+    handles: dict[str, Any] = {}
+    # Lower rungs first, so that the (fewer) promoted curves lie on top; the best one last.
+    order = sorted(drawn, key=lambda tc: (tc[0] is best, rung_of(tc[0]) or 0, tc[0].number))
+    for t, curve in order:
+        xs = np.array([s for s, _ in curve], dtype=float)
+        ys = np.array([v for _, v in curve], dtype=float)
+        marker = "." if len(curve) == 1 else None
+        rung = rung_of(t)
+        gid = f"trial-{t.number}"  # names the line (tests and SVG exports can find it)
+        if t.status is TrialStatus.PRUNED:
+            ax.plot(xs, ys, linestyle="--", linewidth=0.9, color=_GREY, alpha=0.5 if many else 0.8,
+                    marker=marker, zorder=2, gid=gid)
+            handles.setdefault("pruned", Line2D([], [], linestyle="--", color=_GREY, label="pruned"))
+            stop = pruned_at(t)
+            at = [i for i, s in enumerate(xs) if s == stop] if stop is not None else []
+            i = at[-1] if at else len(xs) - 1
+            ax.scatter([xs[i]], [ys[i]], marker="x", s=26, color=COLORS[1], linewidth=1.2,
+                       zorder=3, gid=f"pruned-{t.number}")
+            handles.setdefault("pruned at", Line2D([], [], linestyle="", marker="x",
+                                                   color=COLORS[1], label="pruned here"))
+        elif t.status is TrialStatus.OK and t is not best:
+            color = _rung_color(rung, count)
+            ax.plot(xs, ys, linewidth=1.1, color=color, alpha=0.45 if many else 0.75,
+                    marker=marker, zorder=2, gid=gid)
+            if rung is None:
+                label = "completed"
+            else:
+                fid = rungs[rung] if rung < len(rungs) else t.fidelity
+                label = f"rung {rung} (fidelity {_fidelity_text(fid)})"
+            handles.setdefault(f"ok{rung}", Line2D([], [], color=color, label=label))
+        elif t is best:
+            ax.plot(xs, ys, linewidth=2.4, color="black", marker=marker, zorder=4, gid=gid)
+            ax.scatter([xs[-1]], [ys[-1]], marker="*", s=170, color=COLORS[4], edgecolor="black",
+                       linewidth=0.6, zorder=5)
+            handles["best"] = Line2D([], [], color="black", linewidth=2.4, marker="*",
+                                     markerfacecolor=COLORS[4], markersize=11,
+                                     label=f"best: trial {t.number} ({ys[-1]:.4g})")
+        else:  # failed, infeasible, still running
+            ax.plot(xs, ys, linestyle=":", linewidth=0.9, color=_GREY, marker=marker, zorder=1,
+                    gid=gid)
+            handles.setdefault("other", Line2D([], [], linestyle=":", color=_GREY,
+                                               label="failed / running"))
+    ok_keys = sorted((k for k in handles if k.startswith("ok")), key=lambda k: (len(k), k))
+    keys = [*ok_keys, *[k for k in ("pruned", "pruned at", "other", "best") if k in handles]]
+    ax.legend(handles=[handles[k] for k in keys], loc="best", fontsize="small")
+    ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or f"Learning curves ({len(drawn)} trials)")
+    return fig
+
+
+def plot_rungs(trials: Sequence[Trial], objective: Objective, path: str | Path,
+               rungs: Sequence[float] = (), title: str = "", dpi: int = 110) -> Path:
+    """The distribution of ``objective`` at each rung, saved as a PNG (see :func:`rungs_figure`)."""
+    return _save(rungs_figure(trials, objective, rungs, title), path, dpi)
+
+
+def rungs_figure(trials: Sequence[Trial], objective: Objective, rungs: Sequence[float] = (),
+                 title: str = "") -> Figure:
+    """The distribution of ``objective`` at each rung of a multi-fidelity schedule.
+
+    One box per rung over its completed trials (every trial a dot), pruned trials as grey ``x``
+    at the last value they reported, and a thin line from each promoted trial to its promotion.
+    """
+    from matplotlib.lines import Line2D
+
+    from nasforge.report.curves import learning_curve, parent_of, rung_of
+
+    by_rung: dict[int, list[Trial]] = {}
+    for t in trials:
+        k = rung_of(t)
+        if k is not None:
+            by_rung.setdefault(k, []).append(t)
+    for k in range(len(rungs)):
+        by_rung.setdefault(k, [])
+    metric = objective.metric
+    values = {t.number: v for ts in by_rung.values() for t in ts if t.ok
+              for v in [t.value(metric)] if v is not None and math.isfinite(v)}
+    if not values:
+        raise ConfigError(f"no trial of a rung has a value for {metric!r} to plot")
+    ks = sorted(by_rung)
+    rng = np.random.default_rng(0)  # fixed jitter: the same data gives the same picture
+    x_of: dict[int, float] = {}
+    y_of = dict(values)  # completed trials at their value, pruned ones at their last report
+    fig = _figure(max(5.0, 1.5 * len(ks) + 2.5), 4.4)
+    ax: Axes = fig.add_subplot(1, 1, 1)
+    boxes = [(k, [values[t.number] for t in by_rung[k] if t.number in values]) for k in ks]
+    boxes = [(k, v) for k, v in boxes if v]
+    ax.boxplot([v for _, v in boxes], positions=[k for k, _ in boxes], widths=0.5,
+               showfliers=False, zorder=1)
+    handles: list[Any] = []
+    for k in ks:
+        color = _rung_color(k, max(ks) + 1)
+        ts = by_rung[k]
+        ok = [t for t in ts if t.number in values]
+        for t in ok:
+            x_of[t.number] = k + float(rng.uniform(-0.16, 0.16))
+        ax.scatter([x_of[t.number] for t in ok], [values[t.number] for t in ok], s=14,
+                   color=color, alpha=0.8, zorder=3, gid=f"rung-{k}-ok")
+        pruned = [(t, c[-1][1]) for t in ts if t.status is TrialStatus.PRUNED
+                  for c in [learning_curve(t)] if c]
+        for t, v in pruned:
+            x_of[t.number], y_of[t.number] = k + float(rng.uniform(-0.16, 0.16)), v
+        if pruned:
+            ax.scatter([x_of[t.number] for t, _ in pruned], [v for _, v in pruned], marker="x",
+                       s=20, color=_GREY, zorder=2, gid=f"rung-{k}-pruned")
+    for t in (t for ts in by_rung.values() for t in ts):
+        p = parent_of(t)
+        if p is not None and p in x_of and t.number in x_of:
+            ax.plot([x_of[p], x_of[t.number]], [y_of[p], y_of[t.number]], color=_GREY,
+                    alpha=0.45, linewidth=0.8, zorder=1,
+                    linestyle="--" if t.number not in values else "-",
+                    gid=f"promotion-{p}-{t.number}")
+    handles.append(Line2D([], [], linestyle="", marker="o", color=_rung_color(0, 1),
+                          markersize=4, label="completed trial"))
+    if any(t.status is TrialStatus.PRUNED for ts in by_rung.values() for t in ts):
+        handles.append(Line2D([], [], linestyle="", marker="x", color=_GREY,
+                              label="pruned (last reported value)"))
+    if any(parent_of(t) is not None for ts in by_rung.values() for t in ts):
+        handles.append(Line2D([], [], color=_GREY, alpha=0.6, label="promotion"))
+    best = _top_fidelity_best([t for ts in by_rung.values() for t in ts], objective)
+    if best is not None and best.number in x_of:
+        ax.scatter([x_of[best.number]], [values[best.number]], marker="*", s=170,
+                   color=COLORS[4], edgecolor="black", linewidth=0.6, zorder=4)
+        handles.append(Line2D([], [], linestyle="", marker="*", markerfacecolor=COLORS[4],
+                              markeredgecolor="black", markersize=11,
+                              label=f"best: trial {best.number} ({values[best.number]:.4g})"))
+
+    def tick(k: int) -> str:
+        fid = rungs[k] if k < len(rungs) else None
+        if fid is None:
+            fids = {float(t.fidelity) for t in by_rung[k] if t.fidelity is not None}
+            fid = fids.pop() if len(fids) == 1 else None
+        return f"rung {k}\nfidelity {_fidelity_text(fid)}\n{len(by_rung[k])} trial(s)"
+
+    ax.set_xticks(ks, [tick(k) for k in ks])
+    ax.set_xlim(min(ks) - 0.6, max(ks) + 0.6)
+    ax.set_ylabel(_label(objective))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(handles=handles, loc="best", fontsize="small")
+    ax.set_title(title or f"{metric} at each rung")
+    return fig
+
+
 __all__ = [
     "COLORS",
     "best_so_far",
     "finished_in_order",
+    "learning_curves_figure",
     "plot_anytime_dict",
     "plot_best_so_far",
     "plot_distributions",
     "plot_final_boxes",
+    "plot_learning_curves",
     "plot_pareto",
+    "plot_rungs",
+    "rungs_figure",
 ]

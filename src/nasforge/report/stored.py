@@ -47,6 +47,8 @@ class StoredExperiment:
     search_config: dict[str, Any] | None = None
     #: The identity record every experiment stores.
     config: dict[str, Any] = field(default_factory=dict)
+    #: The final stage's summary (top-k re-evaluation, final test, verdict), when it ran.
+    final_stage: dict[str, Any] | None = None
     _space: SearchSpace | None = field(default=None, repr=False)
     _space_error: str | None = field(default=None, repr=False)
 
@@ -93,11 +95,15 @@ class StoredExperiment:
         return [t for t in self.trials if t.status is TrialStatus.OK]
 
     def ranked(self, unique: bool = True) -> list[Trial]:
-        """OK trials best first by the primary objective; ``unique`` keeps each architecture's
-        best trial only (strategies may evaluate an architecture more than once)."""
+        """OK trials best first: the highest fidelity first (under a multi-fidelity scheduler a
+        one-epoch result is no rival for a fully trained one), then the primary objective;
+        ``unique`` keeps each architecture's best trial only (strategies may evaluate an
+        architecture more than once, schedulers once per rung)."""
         scored = [(self.objective.score(t), t) for t in self.trials]
-        ordered = [t for s, t in sorted(((s, t) for s, t in scored if s is not None),
-                                        key=lambda st: (-st[0], st[1].number))]
+        ordered = [t for s, t in sorted(
+            ((s, t) for s, t in scored if s is not None),
+            key=lambda st: (-(st[1].fidelity if st[1].fidelity is not None else float("-inf")),
+                            -st[0], st[1].number))]
         if not unique:
             return ordered
         seen: set[Architecture] = set()
@@ -156,7 +162,9 @@ def _name_and_options(value: Any) -> tuple[str, dict[str, Any]]:
     return str(value or ""), {}
 
 
-def _objectives(raw: Any) -> tuple[Objective, ...]:
+def parse_objectives(raw: Any) -> tuple[Objective, ...]:
+    """Stored objectives (``"max:accuracy"`` strings or ``[metric, direction]`` pairs) as
+    :class:`Objective` objects; nothing stored means the default objective."""
     if not raw:
         return (Objective(),)
     out = []
@@ -182,6 +190,7 @@ def load_experiment(path: str | Path) -> StoredExperiment:
         trials = storage.trials()
         search = storage.get_meta("search_config")
         config = storage.get_meta("config") or {}
+        record = storage.get_meta("final_stage")
     finally:
         storage.close()
     if not isinstance(config, dict):
@@ -204,12 +213,14 @@ def load_experiment(path: str | Path) -> StoredExperiment:
         strategy=strategy,
         evaluator=evaluator,
         evaluator_options=evaluator_options,
-        objectives=_objectives(src.get("objectives", config.get("objectives"))),
+        objectives=parse_objectives(src.get("objectives", config.get("objectives"))),
         constraints=tuple(Constraint.parse(c) for c in (src.get("constraints") or [])),
         seed=int(src.get("seed", 0) or 0),
         search_config=dict(search) if isinstance(search, dict) else None,
         config=config,
+        final_stage=(record.get("summary") if isinstance(record, dict)
+                     and isinstance(record.get("summary"), dict) else None),
     )
 
 
-__all__ = ["StoredExperiment", "load_experiment"]
+__all__ = ["StoredExperiment", "load_experiment", "parse_objectives"]

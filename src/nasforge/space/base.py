@@ -136,6 +136,15 @@ class SearchSpace(ABC):
             return self._complete(values, None)
         return self._complete(values, as_rng(rng))
 
+    def reference_architecture(self) -> Architecture | None:
+        """A hand-designed architecture of this space: the baseline a search must beat.
+
+        The final stage of a search retrains it with exactly the winner's recipe and says whether
+        the search found something better (NB201: the ResNet cell; DARTS: DARTS_V2). None when
+        the space has no sensible default; users can always name their own baseline.
+        """
+        return None
+
     def _repair(self, arch: Architecture, rng: np.random.Generator | None) -> Architecture:
         """Hook for spaces with constraints beyond their decisions; the default returns ``arch``."""
         return arch

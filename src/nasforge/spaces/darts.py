@@ -415,6 +415,10 @@ class DartsSpace(SearchSpace):
         self._op_index = {o: i for i, o in enumerate(self.ops)}
         super().__init__()
 
+    def reference_architecture(self) -> Architecture:
+        """DARTS_V2 (Liu et al., ICLR 2019), the best-known cell of this space."""
+        return self.from_string("DARTS_V2")
+
     def options(self) -> dict[str, Any]:
         """The constructor options of this space (JSON-able)."""
         return {

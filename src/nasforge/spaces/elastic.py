@@ -315,6 +315,14 @@ class ElasticSpace(SearchSpace):
             self.stages = tuple(StageSpec(s.width, s.stride, s.act, False) for s in self.stages)
         super().__init__()
 
+    def reference_architecture(self) -> Architecture:
+        """The middle of every choice (depth 3, kernel 5, expansion 4 with the default options):
+        a MobileNetV3-like network of medium size, as hand-designed mobile networks are."""
+        values = {}
+        for d in self.decisions:
+            values[d.name] = d.options[len(d.options) // 2]
+        return self.complete(values)
+
     def options(self) -> dict[str, Any]:
         """The constructor options of this space (JSON-able; ``SPACES.create("elastic", **o)``
         makes the same space again, so supernet checkpoints can rebuild it)."""

@@ -190,6 +190,19 @@ class MacroSpace(SearchSpace):
         self.monotone_filters = monotone_filters
         super().__init__()
 
+    def reference_architecture(self) -> Architecture:
+        """A plain VGG-style network: as few layers as the space allows (at least 6 when it can),
+        3x3 convolutions, widths growing from the smallest to the largest filter count, no skips.
+        """
+        n = min(max(self.min_layers, 6), self.max_layers)
+        conv = next((o for o in ("nor_conv_3x3", "dwsep_conv_3x3") if o in self.ops), self.ops[0])
+        widths = sorted(self.filters)
+        values: dict[str, Value] = {"num_layers": n}
+        for j in range(n):
+            values[layer_op(j)] = conv
+            values[layer_filters(j)] = widths[min(j * len(widths) // n, len(widths) - 1)]
+        return self.complete(values)  # skips take their first option: off
+
     def options(self) -> dict[str, Any]:
         """The constructor options of this space (JSON-able)."""
         return {"min_layers": self.min_layers, "max_layers": self.max_layers,

@@ -108,6 +108,10 @@ def _positive(name: str, value: object) -> int:
     return value
 
 
+#: NAS-Bench-201's ResNet cell: two 3x3 convolutions and a residual (its paper's "ResNet" row).
+RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+
+
 @SPACES.register("nb201")
 class NB201Space(SearchSpace):
     """The 15,625-cell NAS-Bench-201 topology space (6 edges x 5 ops)."""
@@ -119,6 +123,10 @@ class NB201Space(SearchSpace):
         return [Choice(edge_name(i, j), NB201_OPS) for i, j in NB201_EDGES]
 
     # ------------------------------------------------------------------ text form
+    def reference_architecture(self) -> Architecture:
+        """The ResNet cell, NAS-Bench-201's hand-designed reference (Dong & Yang, ICLR 2020)."""
+        return self.from_string(RESNET_CELL)
+
     def to_string(self, arch: Architecture) -> str:
         """The official string form, e.g. ``|nor_conv_3x3~0|+|nor_conv_3x3~0|...|``."""
         self.validate(arch)

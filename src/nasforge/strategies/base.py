@@ -66,6 +66,17 @@ class Strategy(ABC):
         """Propose ``n`` architectures at once (each knows the earlier ones are pending)."""
         return [self.ask() for _ in range(n)]
 
+    def amend_last_ask(self, arch: Architecture) -> None:
+        """Replace the architecture of the newest pending ask by ``arch``.
+
+        An experiment resuming by replay calls this when the strategy proposes something other
+        than what the stored history records (an unseeded strategy): the record is authoritative,
+        so the strategy's pending list must hold what was really evaluated.
+        """
+        if not self.pending:
+            raise ConfigError("amend_last_ask: the strategy has no pending ask to amend")
+        self.pending[-1] = arch
+
     def tell(self, trial: Trial) -> None:
         """Report a finished trial (its ``arch`` came from :meth:`ask`)."""
         for i, arch in enumerate(self.pending):

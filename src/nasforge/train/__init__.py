@@ -18,6 +18,7 @@ from nasforge.train.trainer import (
     TimeLimitExceeded,
     Trainer,
     TrainingError,
+    TrainState,
     lr_at,
     make_optimizer,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "NonFiniteLossError",
     "TimeLimitExceeded",
     "TrainConfig",
+    "TrainState",
     "Trainer",
     "TrainingError",
     "as_logits",

@@ -63,6 +63,44 @@ class EpochStats:
 
 
 @dataclass
+class TrainState:
+    """Everything needed to continue a training run exactly where it stopped.
+
+    ``model`` holds the weights after the last completed epoch (not the restored best ones),
+    ``optimizer`` the optimizer's state, ``step``/``epoch`` how far the schedule got. Training
+    continued from it with the same config and data order gives the same weights as one
+    uninterrupted run (multi-fidelity promotions rely on this).
+    """
+
+    epoch: int
+    step: int
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    curve: list[EpochStats] = field(default_factory=list)
+    best_accuracy: float = -math.inf
+    best_model: dict[str, Any] | None = None
+    best_epoch: int | None = None
+    train_seconds: float = 0.0
+    #: torch's global CPU generator (dropout, drop-path) after the last epoch.
+    rng: Any = None
+    #: The CUDA generator of the training device (dropout on the GPU), when it trained on one.
+    cuda_rng: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A ``torch.save``-able dict (curve as plain dicts)."""
+        d = asdict(self)
+        d["curve"] = [c.to_dict() for c in self.curve]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        data["curve"] = [EpochStats(**c) for c in data.get("curve", [])]
+        return cls(**data)
+
+
+@dataclass
 class FitResult:
     """What :meth:`Trainer.fit` returns.
 
@@ -77,6 +115,10 @@ class FitResult:
     images_per_sec: float = 0.0
     device: str = "cpu"
     restored_epoch: int | None = None
+    #: With ``fit(keep_state=True)``: the state to continue this run from.
+    state: TrainState | None = None
+    #: The epoch this call started after (0, or the resumed state's epoch).
+    resumed_epoch: int = 0
 
     @property
     def epochs(self) -> int:
@@ -146,6 +188,9 @@ class Trainer:
         loss_fn: LossFn | None = None,
         restore_best: bool = False,
         steps_per_epoch: int | None = None,
+        resume: TrainState | None = None,
+        until_epoch: int | None = None,
+        keep_state: bool = False,
     ) -> FitResult:
         """Train ``model`` in place for ``config.epochs`` epochs; validate after each epoch.
 
@@ -160,6 +205,12 @@ class Trainer:
         ``steps_per_epoch``: batches per epoch, for the cosine schedule's length; defaults to
         ``len(train)``. Training data without a length (a generator, an ``IterableDataset``
         loader) needs it with ``scheduler="cosine"``, else :class:`ConfigError` is raised.
+
+        Partial runs (multi-fidelity): ``until_epoch`` stops after that epoch while the learning
+        rate schedule keeps the length of ``config.epochs``; ``keep_state=True`` puts a
+        :class:`TrainState` in the result, and ``resume=state`` continues from one (the model's
+        weights are loaded from it; the caller restores the data order, e.g. the loader's
+        generator). The curve of a resumed run includes the earlier epochs.
 
         ``config.num_threads`` applies to this call only: torch's CPU thread count is put back
         when ``fit`` returns or raises.
@@ -182,13 +233,26 @@ class Trainer:
                 )
             else:
                 steps_per_epoch = 0  # constant learning rate: the length is not needed
+        if until_epoch is not None and (isinstance(until_epoch, bool)
+                                        or not isinstance(until_epoch, int)
+                                        or not 1 <= until_epoch <= cfg.epochs):
+            raise ConfigError(
+                f"until_epoch must be a whole number of epochs from 1 to {cfg.epochs} (the "
+                f"schedule's length); got {until_epoch!r}"
+            )
+        if resume is not None and resume.epoch > (until_epoch or cfg.epochs):
+            raise ConfigError(
+                f"the state to resume has {resume.epoch} epochs, more than the "
+                f"{until_epoch or cfg.epochs} this run should reach"
+            )
         dev = torch.device(resolve_device(str(device) if device is not None else "auto"))
         threads_before = torch.get_num_threads()
         if cfg.num_threads is not None and dev.type == "cpu":
             torch.set_num_threads(cfg.num_threads)
         try:
             return self._fit(model, train, val, dev, seed, deadline, on_epoch, loss_fn,
-                             restore_best, steps_per_epoch)
+                             restore_best, steps_per_epoch, resume, until_epoch or cfg.epochs,
+                             keep_state)
         finally:
             # The thread count is process-wide: leave it as the caller had it.
             if torch.get_num_threads() != threads_before:
@@ -206,12 +270,19 @@ class Trainer:
         loss_fn: LossFn | None,
         restore_best: bool,
         steps_per_epoch: int,
+        resume: TrainState | None,
+        last_epoch: int,
+        keep_state: bool,
     ) -> FitResult:
         """The training loop of :meth:`fit` (arguments already checked)."""
         cfg = self.config
         if seed is not None:
             torch.manual_seed(seed)
         on_cuda = dev.type == "cuda"
+        if resume is not None and resume.rng is not None:
+            torch.set_rng_state(resume.rng)  # dropout continues the same random stream
+        if resume is not None and resume.cuda_rng is not None and on_cuda:
+            torch.cuda.set_rng_state(resume.cuda_rng, dev)  # the same on the GPU
         amp, channels_last = cfg.conditions(on_cuda)
         model.to(dev)
         if channels_last:
@@ -228,12 +299,22 @@ class Trainer:
         check_every = self.nan_check_every if on_cuda else 1
 
         result = FitResult(device=str(dev))
-        best_state: dict[str, torch.Tensor] | None = None
+        best_state: dict[str, Any] | None = None
         best_acc = -math.inf
         start = time.time()
         step = 0
         images = 0
-        for epoch in range(1, cfg.epochs + 1):
+        first = 1
+        if resume is not None:
+            model.load_state_dict(resume.model)
+            optimizer.load_state_dict(resume.optimizer)
+            step, first = resume.step, resume.epoch + 1
+            result.curve = list(resume.curve)
+            result.resumed_epoch = resume.epoch
+            best_acc, best_state = resume.best_accuracy, resume.best_model
+            result.restored_epoch = resume.best_epoch
+            start -= resume.curve[-1].seconds if resume.curve else 0.0
+        for epoch in range(first, last_epoch + 1):
             model.train()
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), dtype=torch.float32, device=dev)
@@ -311,6 +392,16 @@ class Trainer:
             if on_epoch is not None and on_epoch(stats):
                 result.stopped = "callback"
                 break
+        if keep_state:
+            done = result.curve[-1].epoch if result.curve else 0
+            result.state = TrainState(
+                epoch=done, step=step, model=copy.deepcopy(model.state_dict()),
+                optimizer=copy.deepcopy(optimizer.state_dict()), curve=list(result.curve),
+                best_accuracy=best_acc, best_model=best_state, best_epoch=result.restored_epoch,
+                train_seconds=result.train_seconds + (resume.train_seconds if resume else 0.0),
+                rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state(dev) if on_cuda else None,
+            )
         if restore_best and best_state is not None:
             model.load_state_dict(best_state)
         else:
