@@ -121,6 +121,9 @@ class Settings:
     reeval_seeds: int = 1
     final_seeds: int = 2
     final_epochs: int = 9
+    #: Images of the official training split for the final training (0: as many as the search's
+    #: training + validation parts, so the final stage costs what it did per image).
+    final_subset: int = 0
     threads: int = 1
 
     def stage(self) -> FinalStage:
@@ -161,7 +164,8 @@ def evaluator_for(s: Settings) -> Evaluator:
         ev = _EVALUATORS[s] = nasforge.create_evaluator(
             "train", dataset="fashion_mnist", train_subset=s.train_subset,
             val_subset=s.val_subset, test_subset=s.test_subset, epochs=s.epochs,
-            batch_size=s.batch_size, build_kwargs={"C": s.C, "N": s.N})
+            batch_size=s.batch_size, build_kwargs={"C": s.C, "N": s.N},
+            final_subset=s.final_subset or s.train_subset + s.val_subset)
     return ev
 
 
@@ -451,6 +455,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, li
     p.add_argument("--final-seeds", type=int, default=d.final_seeds)
     p.add_argument("--final-epochs", type=int, default=None,
                    help="epochs of the final training on train+val (default --epochs)")
+    p.add_argument("--final-subset", type=int, default=0,
+                   help="images of the training split for the final training (default: "
+                   "train-subset + val-subset)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     if p.parse_args(argv).smoke:  # the smoke settings are defaults: explicit flags still win
         p.set_defaults(**SMOKE)
@@ -468,7 +475,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, li
         half_budget=args.half_budget if args.half_budget is not None else args.budget / 2,
         scheduler=args.scheduler, pruner=args.pruner, top_k=args.top_k,
         reeval_seeds=args.reeval_seeds, final_seeds=args.final_seeds,
-        final_epochs=args.final_epochs or args.epochs, threads=args.threads)
+        final_epochs=args.final_epochs or args.epochs, final_subset=args.final_subset,
+        threads=args.threads)
     settings.stage()  # bad final-stage settings fail here, not in a worker
     return args, settings, methods
 
@@ -529,7 +537,8 @@ def main(argv: list[str] | None = None) -> None:
           f"batch {s.batch_size}; top fidelity {s.epochs} epochs, {s.scheduler} rungs from "
           f"{s.min_epochs} with eta {s.eta:g}{f', pruner {s.pruner}' if s.pruner else ''}.")
     print(f"Final stage for every search: top-{s.top_k} re-evaluated with {s.reeval_seeds} fresh "
-          f"seed(s) at the top fidelity, pick trained {s.final_epochs} epochs on train+val with "
+          f"seed(s) at the top fidelity, pick trained {s.final_epochs} epochs on "
+          f"{s.final_subset or s.train_subset + s.val_subset} training images with "
           f"{s.final_seeds} seed(s), tested once; the baseline trained the same way with the same "
           f"seeds. {args.seeds} search seeds; {wall:.0f} s wall, {cpu:.0f} s CPU in the runs "
           f"({ms:.2f} ms CPU per training image-epoch).")

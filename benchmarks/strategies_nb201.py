@@ -61,6 +61,17 @@ def default_data() -> str | None:
     return str(shared) if (shared / "nb201.csv").is_file() else None
 
 
+def base_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser with the options NAS-Bench-201 benchmark scripts share: --data, --seeds, --jobs."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--data", default=default_data(),
+                        help="nb201 directory (default $NASFORGE_NB201, else "
+                             "../shared/benchmarks/nb201 beside the project)")
+    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (1: in this one)")
+    return parser
+
+
 def own_time_ms(name: str, options: dict[str, Any], table: NB201Table, seeds: int,
                 queries: int = 100) -> float:
     """Mean milliseconds of ``ask()`` + ``tell()`` over ``queries`` NB201 queries."""
@@ -104,12 +115,7 @@ def target_note(label: str, at_cost: float, q50: float, q100: float, best: bool)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=default_data(),
-                        help="nb201 directory (default $NASFORGE_NB201, else "
-                             "../shared/benchmarks/nb201 beside the project)")
-    parser.add_argument("--seeds", type=int, default=200)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = base_parser(__doc__)
     parser.add_argument("--strategies", default=None,
                         help="comma-separated names (default: every registered strategy)")
     parser.add_argument("--no-variants", action="store_true",

@@ -12,11 +12,11 @@ experiment whose results are plain ``torch.nn.Module`` s::
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import importlib.util
+import pkgutil
+from typing import TYPE_CHECKING, Any
 
-from nasforge import evaluators as _evaluators  # noqa: F401  (registers evaluators)
-from nasforge import spaces as _spaces  # noqa: F401  (registers spaces)
-from nasforge import strategies as _strategies  # noqa: F401  (registers strategies)
 from nasforge.errors import (
     ConfigError,
     DataNotFoundError,
@@ -25,19 +25,47 @@ from nasforge.errors import (
     StorageError,
     UnknownNameError,
 )
-from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
-from nasforge.experiment import (
-    Budget,
-    Callback,
-    Experiment,
-    MemoryStorage,
-    SQLiteStorage,
-    best_trial,
-)
 from nasforge.registry import EVALUATORS, SPACES, STRATEGIES
 from nasforge.space import Architecture, Choice, Condition, SearchSpace, choice
-from nasforge.strategies.base import Strategy
 from nasforge.trial import Constraint, Objective, Result, Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
+    from nasforge.experiment import Budget, Callback, Experiment, MemoryStorage, SQLiteStorage, best_trial
+    from nasforge.strategies.base import Strategy
+
+# Names that need torch (or the experiment machinery) are imported on first use, so that
+# ``import nasforge`` and ``import nasforge.space`` stay light; the registries load the built-in
+# spaces, strategies and evaluators on their first lookup.
+_LAZY: dict[str, str] = {
+    "EvalContext": "nasforge.evaluators.base",
+    "Evaluator": "nasforge.evaluators.base",
+    "TrialPruned": "nasforge.evaluators.base",
+    "Budget": "nasforge.experiment",
+    "Callback": "nasforge.experiment",
+    "Experiment": "nasforge.experiment",
+    "MemoryStorage": "nasforge.experiment",
+    "SQLiteStorage": "nasforge.experiment",
+    "best_trial": "nasforge.experiment",
+    "Strategy": "nasforge.strategies.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``nasforge.Experiment``, ``nasforge.strategies``, ...: imported on first access."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *(m.name for m in pkgutil.iter_modules(__path__))})
+
 
 __version__ = "0.1.0"
 

@@ -7,6 +7,7 @@ registry is also the list of things the test suite checks.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -69,10 +70,26 @@ def _named_option(message: str, options: Mapping[str, Any]) -> str | None:
 class Registry(Generic[T]):
     """A named collection of factories that build objects of one kind."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, providers: Sequence[str] = ()) -> None:
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
         self._docs: dict[str, str] = {}
+        # Modules that register the built-in entries, imported by name on the first lookup (like
+        # entry points): a registry sits in the lowest layer and never imports its providers.
+        self._providers = tuple(providers)
+        self._loaded = not self._providers
+
+    def _load_providers(self) -> None:
+        """Import the built-in provider modules once, before the first lookup."""
+        if self._loaded:
+            return
+        self._loaded = True  # set first: a provider's own lookups while importing must not recurse
+        try:
+            for module in self._providers:
+                importlib.import_module(module)
+        except BaseException:
+            self._loaded = False
+            raise
 
     def register(self, name: str, *, doc: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator: register ``factory`` under ``name`` (lower-case, unique)."""
@@ -89,6 +106,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> Callable[..., T]:
         """The factory registered under ``name``; raises an error listing the allowed names."""
+        self._load_providers()
         key = name.lower().replace("-", "_") if name not in self._factories else name
         if key not in self._factories:
             raise unknown(self.kind, name, self._factories)
@@ -172,6 +190,7 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
+        self._load_providers()
         return sorted(self._factories)
 
     def describe(self) -> dict[str, str]:
@@ -179,13 +198,19 @@ class Registry(Generic[T]):
         return {n: self._docs[n] for n in self.names()}
 
     def __contains__(self, name: object) -> bool:
+        self._load_providers()
         return name in self._factories
 
 
-# The three public registries. They are typed loosely here because the concrete base classes import
-# this module (registering is the first thing a space/strategy/evaluator module does).
-SPACES: Registry[Any] = Registry("space")
-STRATEGIES: Registry[Any] = Registry("strategy")
-EVALUATORS: Registry[Any] = Registry("evaluator")
-SCHEDULERS: Registry[Any] = Registry("scheduler")
-PRUNERS: Registry[Any] = Registry("pruner")
+# The public registries. They are typed loosely here because the concrete base classes import
+# this module (registering is the first thing a space/strategy/evaluator module does). Each names
+# the package that registers its built-in entries, imported on the first lookup, so that
+# ``SPACES.names()`` is complete however little of nasforge was imported before.
+SPACES: Registry[Any] = Registry("space", providers=("nasforge.spaces",))
+STRATEGIES: Registry[Any] = Registry("strategy", providers=("nasforge.strategies",))
+EVALUATORS: Registry[Any] = Registry("evaluator", providers=("nasforge.evaluators",))
+SCHEDULERS: Registry[Any] = Registry("scheduler", providers=("nasforge.experiment.schedulers",))
+PRUNERS: Registry[Any] = Registry("pruner", providers=("nasforge.experiment.pruners",))
+#: Space name -> ``builder(space, **build_kwargs) -> Supernet``; ``SearchSpace.supernet()`` looks
+#: its space up here. Register with :func:`nasforge.supernet.register_supernet`.
+SUPERNETS: Registry[Any] = Registry("supernet", providers=("nasforge.supernet",))

@@ -15,10 +15,10 @@ def test_demo_config_builds_the_whole_pipeline(tmp_path: Path, fashion_mnist_dir
     exp = build_experiment(cfg)
     try:
         assert exp.scheduler is not None and exp.scheduler.name == "asha"
-        assert exp.scheduler.rungs == (1.0, 2.0, 4.0, 8.0)
+        assert exp.scheduler.rungs == (2.0, 4.0, 8.0)
         assert exp.pruner is not None and exp.pruner.name == "median"
         assert exp.budget.max_fidelity == cfg.budget_fidelity
-        assert cfg.final and final_stage(cfg).top_k == 3
+        assert cfg.final and final_stage(cfg).top_k == 4
         baseline = exp.space.reference_architecture()
         assert exp.space.to_string(baseline).startswith("|nor_conv_3x3~0|+|none~0|")
     finally:

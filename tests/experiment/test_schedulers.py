@@ -737,3 +737,20 @@ def test_sigkill_mid_rung_resumes_exactly(tmp_path: Path, name: str) -> None:
     mid_rung = [done for _, done in done_at_kill
                 if any(0 < len(g & done) < len(g) for g in groups.values())]
     assert mid_rung
+
+
+def test_tpe_learns_from_bohbs_uniformly_drawn_configurations() -> None:
+    """BOHB's random third is told to the strategy; TPE records it in its study (as BOHB's own
+    model learns from every configuration)."""
+    from nasforge.strategies.tpe import TPE
+
+    space = QSpace()
+    strategy = TPE(space, seed=0)
+    exp = Experiment(space, strategy, CurveEvaluator(), budget=Budget(max_trials=20), seed=0,
+                     device="cpu", scheduler=ModelBasedHyperband(max_fidelity=9,
+                                                                 random_fraction=0.5)).run()
+    random_configs = [t for t in exp.trials if t.info.get("random_config") and t.status.finished]
+    assert random_configs, "the test needs some uniformly drawn configurations"
+    recorded = {int(t.params["q"]) for t in strategy.study.get_trials(deepcopy=False)
+                if t.state.name == "COMPLETE"}
+    assert {q_of(t) for t in random_configs} <= recorded

@@ -1,10 +1,11 @@
 """Property tests that every registered search space must pass.
 
 The spaces are listed at collection time, so registering a new space puts it under these tests
-with no edit here. Contract checked: sample -> validate -> encode (fixed length, finite) -> JSON
-and string round trips -> build (with the space's ``small_build_kwargs``) -> forward and backward
-on ``example_input``; mutate / neighbors / crossover stay inside the space; equal architectures
-hash alike.
+with no edit here. The public ``nasforge.testing.check_space`` checks the space contract (its
+docstring lists the rules); the property tests below add more seeds: sample -> validate -> encode
+(fixed length, finite) -> JSON and string round trips -> build (with the space's
+``small_build_kwargs``) -> forward and backward on ``example_input``; mutate / neighbors /
+crossover stay inside the space; equal architectures hash alike.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 import nasforge
 from nasforge.space import Architecture, SearchSpace
+from nasforge.testing import check_space
 
 SPACE_NAMES = nasforge.list_spaces()
 # Spaces whose small network still takes more than ~2 s to build and run: their build test is
@@ -54,6 +56,11 @@ def test_space_identity(name: str) -> None:
     assert len(space.decisions) > 0
     assert space.encoding_size > 0
     assert isinstance(dict(space.small_build_kwargs), dict)
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_space_contract(name: str) -> None:
+    check_space(get_space(name))
 
 
 @pytest.mark.parametrize("name", SPACE_NAMES)

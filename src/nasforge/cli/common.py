@@ -146,8 +146,13 @@ def print_final_stage(stage: dict[str, Any], metric: str, emit: Any) -> None:
     emit(cand)
     final = stage["final"]
     fid = stage["settings"].get("final_fidelity")
-    table = Table(title="final training on train+val, tested once per seed on the test split"
-                        + (f" ({fid:g} epochs)" if fid else ""))
+    side0 = final.get("chosen") or {}
+    n_train, n_test = side0.get("train_images"), side0.get("test_images")
+    table = Table(title="final training on "
+                        + (f"{n_train:,} training images" if n_train else "the training data")
+                        + (f" for {fid:g} epochs" if fid else "")
+                        + ", tested once per seed on "
+                        + (f"{n_test:,} test images" if n_test else "the test split"))
     for col in ("", "test accuracy", "params", "FLOPs (M)", "latency ms", "architecture"):
         table.add_column(col, justify="left" if col in ("", "architecture") else "right",
                          overflow="fold")

@@ -91,7 +91,7 @@ def _positive(name: str, value: int | None) -> None:
 def build_options(args: argparse.Namespace, in_channels: int, num_classes: int) -> dict[str, Any]:
     """Supernet build options for the chosen space from the flags and the dataset."""
     if args.space not in DEFAULT_BUILD:
-        from nasforge.oneshot.supernet import supernet_spaces
+        from nasforge.supernet.base import supernet_spaces
 
         raise ConfigError(f"space {args.space!r} has no supernet; allowed: {', '.join(supernet_spaces())}")
     options = dict(DEFAULT_BUILD[args.space])
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nasforge.data import dataset_info, make_splits
     from nasforge.oneshot.methods import create_search
-    from nasforge.oneshot.supernet import seeded_supernet
+    from nasforge.supernet.base import seeded_supernet
 
     for name in ("epochs", "subset", "batch_size", "cells", "C", "search_trials", "rank", "top_k"):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))

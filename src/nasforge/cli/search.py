@@ -254,7 +254,14 @@ def run(args: argparse.Namespace) -> int:
     if stored and not args.quiet:
         console.print(f"resuming {storage_path}: {stored} stored trial(s)")
     exp.run()
+    if exp.replay_mismatches:
+        console.print(
+            f"[yellow]warning[/yellow]: on resume, strategy {exp.strategy.name!r} proposed "
+            f"{exp.replay_mismatches} architecture(s) other than the stored ones: its restored "
+            "state does not predict the same future (an unseeded strategy, or a state_dict that "
+            "misses a field), so this run may differ from an uninterrupted one")
     summary = summarize(exp, args.top)
+    summary["replay_mismatches"] = exp.replay_mismatches
     summary["storage"] = str(storage_path)
     emit = console.print if args.json == "-" else print_result
     if not args.quiet:

@@ -17,6 +17,7 @@ from nasforge.cli.common import console, write_json
 from nasforge.config import parse_options
 from nasforge.errors import ConfigError, NasforgeError, unknown
 from nasforge.registry import SPACES
+from nasforge.space.base import SearchSpace
 
 ACTIONS = ("list", "check", "draw")
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
@@ -124,11 +125,11 @@ def _run_check(args: argparse.Namespace) -> int:
     return 1 if worst == "fail" else 0
 
 
-def _check_part(space: Any, part: str | None) -> None:
+def _check_part(space: SearchSpace, part: str | None) -> None:
     """Refuse a ``--part`` the space does not have (spaces list theirs in ``graph_parts``)."""
     if part is None:
         return
-    parts = tuple(getattr(space, "graph_parts", ()) or ())
+    parts = space.graph_parts
     if not parts:
         raise ConfigError(f"space {space.name!r} draws its whole network and has no parts; drop "
                           f"--part {part!r}")

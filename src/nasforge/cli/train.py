@@ -67,8 +67,7 @@ def _count(value: float | None, flag: str) -> int | float | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the train command."""
-    from nasforge.export import load_arch_file, retrain
-    from nasforge.train import EpochStats
+    from nasforge.train import EpochStats, load_arch_file, retrain
 
     if args.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")

@@ -39,7 +39,9 @@ from torch import nn
 
 from nasforge.data import ArrayDataset, BatchLoader, DataSplits, dataset_info, make_splits
 from nasforge.data.catalog import get_spec
+from nasforge.data.dataset import as_dataset
 from nasforge.data.files import locate
+from nasforge.data.splits import random_subset
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
 from nasforge.metrics import (
@@ -82,6 +84,8 @@ class TrainingEvaluator(Evaluator):
     ``ArrayDataset`` / ``(images, labels)`` pair / torch Dataset), ``data_dir``, ``download``,
     ``val_size`` (held out of the training split; count or fraction), ``train_subset``,
     ``val_subset``, ``test`` (also report ``test_accuracy`` on the official test split),
+    ``final_subset`` (images of the official training split for the final stage's training;
+    None: all of it, validation part included),
     ``data_seed`` (the split never depends on the trial's seed), ``augment`` ("default", "none",
     "crop_flip", ...), ``image_size``/``channels``/``resize_mode`` (input adaptation).
     Training options: every field of :class:`~nasforge.train.TrainConfig` (``epochs``,
@@ -113,6 +117,7 @@ class TrainingEvaluator(Evaluator):
         val_subset: int | float | None = None,
         test: bool = False,
         test_subset: int | float | None = None,
+        final_subset: int | float | None = None,
         data_seed: int = 0,
         augment: str = "default",
         image_size: int | None = None,
@@ -143,6 +148,7 @@ class TrainingEvaluator(Evaluator):
         self.val_subset = val_subset
         self.test = test
         self.test_subset = test_subset
+        self.final_subset = final_subset
         self.data_seed = int(data_seed)
         self.augment = augment
         self.image_size = image_size
@@ -395,19 +401,27 @@ class TrainingEvaluator(Evaluator):
         return Result(metrics=metrics, cost=time.time() - started, info=info)
 
     # ------------------------------------------------------------------ final stage
-    supports_final = True
+    @property
+    def supports_final(self) -> bool:  # type: ignore[override]
+        """Only named datasets have an official test split to test on."""
+        return isinstance(self.dataset, str)
 
     def final_data(self) -> tuple[ArrayDataset, ArrayDataset]:
-        """(training + validation parts the search used, the official test split)."""
-        s = self.splits() if self.test else make_splits(
-            self.dataset, data_dir=self.data_dir, download=self.download,
-            val_size=self.val_size, train_subset=self.train_subset, val_subset=self.val_subset,
-            test=True, test_subset=self.test_subset, seed=self.data_seed,
+        """(the final training data, the official test split).
+
+        The final training uses the whole official training split, validation part included
+        (``final_subset``: a seeded subset of it, a count or a fraction, to bound the cost).
+        """
+        if not isinstance(self.dataset, str):
+            raise ConfigError("the final test needs a named dataset with an official test split")
+        s = make_splits(
+            self.dataset, data_dir=self.data_dir, download=self.download, val_size=self.val_size,
+            train_subset=self.train_subset, val_subset=self.val_subset, test=True,
+            test_subset=self.test_subset, seed=self.data_seed,
         )
         assert s.test is not None
-        both = ArrayDataset(torch.cat([s.train.images, s.val.images]),
-                            torch.cat([s.train.labels, s.val.labels]), s.train.info)
-        return both, s.test
+        full = as_dataset(self.dataset, "train", self.data_dir, self.download)
+        return random_subset(full, self.final_subset, self.data_seed + 4, "final_subset"), s.test
 
     def final_evaluate(self, arch: Architecture, seed: int, fidelity: float | None,
                        device: str = "cpu") -> Result:
@@ -492,4 +506,6 @@ class TrainingEvaluator(Evaluator):
             "metrics": list(self.metrics),
             "build_kwargs": self.build_kwargs,
             "train": self.train_config.to_dict(),
+            # Only when set: experiments stored before this option existed still resume.
+            **({"final_subset": self.final_subset} if self.final_subset is not None else {}),
         }

@@ -22,17 +22,17 @@ from typing import Any
 from nasforge.data.splits import DataSplits, make_splits
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import EvalContext, Evaluator
-from nasforge.oneshot.batches import Batch, first_batches
-from nasforge.oneshot.checkpoint import (
+from nasforge.registry import EVALUATORS
+from nasforge.space.architecture import Architecture
+from nasforge.space.base import SearchSpace
+from nasforge.supernet.base import Supernet
+from nasforge.supernet.batches import Batch, first_batches
+from nasforge.supernet.checkpoint import (
     check_space_options,
     load_checkpoint,
     supernet_from_checkpoint,
 )
-from nasforge.oneshot.evaluation import evaluate_arch
-from nasforge.oneshot.supernet import Supernet
-from nasforge.registry import EVALUATORS
-from nasforge.space.architecture import Architecture
-from nasforge.space.base import SearchSpace
+from nasforge.supernet.evaluation import evaluate_arch
 from nasforge.trial import Result
 from nasforge.utils.device import resolve_device
 

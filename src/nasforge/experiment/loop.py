@@ -38,10 +38,11 @@ from nasforge.experiment.events import CallbackLike, Event, EventKind, as_callba
 from nasforge.experiment.executors import Executor, JobOutcome, TrialJob, make_executor
 from nasforge.experiment.metric_checks import REJECTED, MetricChecks
 from nasforge.experiment.pruners import Pruner
+from nasforge.experiment.resume import claim_storage, replay
 from nasforge.experiment.schedulers import Scheduler, Slot
 from nasforge.experiment.schedulers.base import PARENT
 from nasforge.experiment.scheduling import RANDOM, SPENT, TrialPlan
-from nasforge.experiment.storage import SQLiteStorage, Storage, StoredTrial, dumps, open_storage
+from nasforge.experiment.storage import SQLiteStorage, Storage, open_storage
 from nasforge.space.base import SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.trial import (
@@ -589,24 +590,7 @@ class Experiment:
         storage (the CLI stores its settings only once the storage is known to be this
         experiment's), so that a refused run changes nothing.
         """
-        stored = self.storage.get_meta("config")
-        if stored is None:
-            self.storage.set_meta("config", self.config)
-            return
-        mine = _jsonish(self.config)
-        if stored != mine:
-            if not isinstance(stored, dict) or not isinstance(mine, dict):
-                raise StorageError(
-                    f"the storage holds a different experiment (stored config {stored!r:.200}, "
-                    f"now {mine!r:.200}). Use a new storage path, or the same settings to resume."
-                )
-            diffs = [k for k in sorted(set(stored) | set(mine)) if stored.get(k) != mine.get(k)]
-            raise StorageError(
-                "the storage holds a different experiment; differing keys: "
-                + ", ".join(f"{k} (stored {stored.get(k)!r}, now {mine.get(k)!r})"
-                            for k in diffs[:5])
-                + ". Use a new storage path, or the same settings to resume."
-            )
+        claim_storage(self.storage, self.config)
 
     def _restore(self) -> None:
         """Restore the strategy and the loop's counters from storage (snapshot + replay)."""
@@ -634,7 +618,7 @@ class Experiment:
         if snap is not None:
             start_seq, state = snap
             self.strategy.load_state_dict(state)
-        self.replay_mismatches = self._replay(stored, start_seq)
+        self.replay_mismatches = replay(self.strategy, self.plan, stored, start_seq)
         if snap is None:
             # The state before any ask (or, for a file written without snapshots, after the replay):
             # a later run() in this process restarts from it instead of from its own memory.
@@ -655,43 +639,3 @@ class Experiment:
         self._unsaved = []
         self._elapsed_saved = 0.0
         self._last_wait = float("inf")
-
-    def _replay(self, stored: list[StoredTrial], start_seq: int) -> int:
-        """Replay the asks and tells after ``start_seq`` on the strategy (the scheduler sees
-        them all, from the first); return how many asks differed."""
-        events: list[tuple[int, bool, StoredTrial]] = []
-        for s in stored:
-            events.append((s.ask_seq, False, s))
-            if s.tell_seq is not None:
-                events.append((s.tell_seq, True, s))
-        events.sort(key=lambda e: e[0])
-        self.plan.reset()
-        mismatches = 0
-        for seq, is_tell, s in events:
-            strategy_hears = seq > start_seq
-            if is_tell:
-                heard = self.plan.told(s.trial)
-                if strategy_hears:
-                    for t in heard:
-                        self.strategy.tell(t)
-                continue
-            if not s.trial.info.get(REJECTED):
-                self.plan.replay_started(s.trial)
-            if not strategy_hears or not self.plan.asked_strategy(s.trial):
-                continue
-            arch = self.strategy.ask()
-            if arch != s.trial.arch:
-                # A strategy that is not seeded: keep the recorded history authoritative.
-                mismatches += 1
-                self.strategy.amend_last_ask(s.trial.arch)
-        if mismatches:
-            log.warning("resume: the strategy proposed %d architecture(s) that differ from the "
-                        "recorded ones (is it seeded?); the recorded history was used", mismatches)
-        return mismatches
-
-
-def _jsonish(obj: Any) -> Any:
-    """What ``obj`` looks like after a JSON round trip (tuples -> lists), for comparisons."""
-    import json
-
-    return json.loads(dumps(obj))

@@ -32,7 +32,7 @@ import numpy as np
 
 from nasforge.errors import ConfigError, InvalidArchitectureError, NasforgeError
 from nasforge.evaluators.base import EvalContext, Evaluator
-from nasforge.experiment.executors import TrialJob
+from nasforge.experiment.executors import Executor, InlineExecutor, TrialJob
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
 from nasforge.trial import Objective, Result, Trial, TrialStatus
@@ -128,7 +128,9 @@ def _summarize(kind: str, result: Result, metric: str) -> dict[str, Any]:
     if kind == "final":
         acc = result.metrics.get("test_accuracy") if ok else None
         return {"test_accuracy": None if acc is None else float(acc),
-                "seed_mean": bool(result.info.get("seed_mean", False)), "error": error}
+                "seed_mean": bool(result.info.get("seed_mean", False)), "error": error,
+                "train_images": result.info.get("train_images"),
+                "test_images": result.info.get("test_images")}
     value = result.metrics.get(metric)
     return {"value": float(value) if ok and value is not None else None,
             "status": result.status.value, "error": error}
@@ -200,11 +202,19 @@ def top_candidates(trials: list[Trial], objective: Objective, k: int) -> list[Tr
 
 
 class FinalStageRunner:
-    """Runs the final stage for one finished experiment (resumable through its storage)."""
+    """Runs the final stage for one finished experiment (resumable through its storage).
+
+    ``experiment`` is an :class:`~nasforge.experiment.Experiment`, or anything with its
+    ``trials``, ``objective``, ``seed``, ``space``, ``evaluator``, ``storage`` and ``device``.
+    The measurements run on ``executor`` (default: the experiment's, else inline), in parallel
+    when it has several workers.
+    """
 
     def __init__(self, experiment: Any, settings: FinalStage,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 executor: Executor | None = None) -> None:
         self.exp = experiment
+        self.executor = executor or getattr(experiment, "executor", None) or InlineExecutor()
         self.settings = settings
         self.progress = progress or (lambda message: None)
         stored = self.exp.storage.get_meta(META_KEY)
@@ -224,7 +234,7 @@ class FinalStageRunner:
                 if self._key(kind, arch, seed, fid) not in done]
         failures: dict[int, dict[str, Any]] = {}
         if todo:
-            executor = self.exp.executor
+            executor = self.executor
             executor.start(_StageEvaluator(self.exp.evaluator))
             try:
                 queue = list(todo)
@@ -237,8 +247,8 @@ class FinalStageRunner:
                         ctx = EvalContext(seed=seed, device=self.exp.device, fidelity=fid,
                                           max_fidelity=fid, trial_number=-1,
                                           options={"final": kind == "final"})
-                        executor.submit(TrialJob(i, arch, ctx,
-                                                 device_auto=self.exp._device_auto))
+                        auto = bool(getattr(self.exp, "_device_auto", False))
+                        executor.submit(TrialJob(i, arch, ctx, device_auto=auto))
                         running += 1
                     for outcome in executor.wait(timeout=1.0):
                         running -= 1
@@ -281,9 +291,13 @@ class FinalStageRunner:
                          "search_value": t.value(exp.objective.metric), "fidelity": t.fidelity,
                          "reevaluated": _stats(values), "_arch": t.arch})
         # Rank by the fresh seeds' mean (the search value only when no re-evaluation was asked).
-        def rank_key(r: dict[str, Any]) -> tuple[float, int]:
+        def rank_key(r: dict[str, Any]) -> tuple[float, float, float, int]:
             mean = r["reevaluated"]["mean"] if s.reeval_seeds else r["search_value"]
-            return (-(sign * mean) if mean is not None else math.inf, r["trial"])
+            # Ties (a finite validation set) go to the higher search fidelity, then search value.
+            fid = r["fidelity"] if r["fidelity"] is not None else -math.inf
+            sv = r["search_value"]
+            return (-(sign * mean) if mean is not None else math.inf, -fid,
+                    -(sign * sv) if sv is not None else math.inf, r["trial"])
 
         rows.sort(key=rank_key)
         chosen_row = rows[0]
@@ -304,6 +318,8 @@ class FinalStageRunner:
             sides[label] = {"arch": space.to_string(arch),
                             **_stats([r["test_accuracy"] for r in results]),
                             "profile": exp.evaluator.profile(arch),
+                            "train_images": results[0].get("train_images"),
+                            "test_images": results[0].get("test_images"),
                             "seed_mean": any(r["seed_mean"] for r in results)}
         summary: dict[str, Any] = {
             "settings": {"top_k": s.top_k, "reeval_seeds": s.reeval_seeds,
@@ -334,9 +350,10 @@ class FinalStageRunner:
 
 
 def run_final_stage(experiment: Any, settings: FinalStage | None = None,
-                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    progress: Callable[[str], None] | None = None,
+                    executor: Executor | None = None) -> dict[str, Any]:
     """Re-evaluate the top-k, retrain and test the pick next to the baseline, give the verdict."""
-    return FinalStageRunner(experiment, settings or FinalStage(), progress).run()
+    return FinalStageRunner(experiment, settings or FinalStage(), progress, executor).run()
 
 
 def stored_final_stage(storage: Any) -> dict[str, Any] | None:

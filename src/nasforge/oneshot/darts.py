@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError
-from nasforge.oneshot.batches import Batch
-from nasforge.oneshot.evaluation import preserved_batchnorm
 from nasforge.oneshot.search import OneShotConfig, OneShotSearch
 from nasforge.space.architecture import Architecture
+from nasforge.supernet.batches import Batch
+from nasforge.supernet.evaluation import preserved_batchnorm
 
 HVP_R = 0.01
 """The finite-difference scale of DARTS: eps = 0.01 / ||grad||.

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from nasforge.errors import ConfigError
-from nasforge.oneshot.batches import Batch
-from nasforge.oneshot.evaluation import batch_accuracy
 from nasforge.oneshot.search import OneShotConfig, OneShotSearch
 from nasforge.registry import STRATEGIES
 from nasforge.space.architecture import Architecture
 from nasforge.strategies.base import Strategy
+from nasforge.supernet.batches import Batch
+from nasforge.supernet.evaluation import batch_accuracy
 from nasforge.trial import Trial, TrialStatus
 from nasforge.utils.rng import derive_seed
 

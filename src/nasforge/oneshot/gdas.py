@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import torch
 
 from nasforge.errors import ConfigError
-from nasforge.oneshot.batches import Batch
-from nasforge.oneshot.evaluation import preserved_batchnorm
 from nasforge.oneshot.search import OneShotConfig, OneShotSearch
 from nasforge.space.architecture import Architecture
+from nasforge.supernet.batches import Batch
+from nasforge.supernet.evaluation import preserved_batchnorm
 
 
 @dataclass

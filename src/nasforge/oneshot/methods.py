@@ -12,7 +12,7 @@ from nasforge.oneshot.gdas import Gdas
 from nasforge.oneshot.ofa import Ofa
 from nasforge.oneshot.search import OneShotSearch
 from nasforge.oneshot.spos import Spos
-from nasforge.oneshot.supernet import Supernet
+from nasforge.supernet.base import Supernet
 
 # name -> (class, fixed options, one-line description)
 METHODS: dict[str, tuple[type[OneShotSearch], dict[str, Any], str]] = {

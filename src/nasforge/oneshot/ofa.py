@@ -1,6 +1,6 @@
 """Once-for-all training of the elastic space (Cai, Gan, Wang, Zhang & Han, ICLR 2020).
 
-The supernet (:class:`~nasforge.oneshot.supernets.elastic.ElasticSupernet`) is trained so that
+The supernet (:class:`~nasforge.supernet.elastic.ElasticSupernet`) is trained so that
 every sub-network works with the shared weights:
 
 - **progressive shrinking** (OFA): the epochs are split into phases that make more dimensions
@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.errors import ConfigError, allowed
-from nasforge.oneshot.batches import Batch, first_batches
-from nasforge.oneshot.evaluation import evaluate_arch
 from nasforge.oneshot.search import OneShotConfig, OneShotSearch
 from nasforge.oneshot.specialize import SubnetSearchConfig, search_subnets
-from nasforge.oneshot.supernets.elastic import ElasticSupernet
 from nasforge.space.architecture import Architecture
 from nasforge.space.decision import Value
+from nasforge.supernet.batches import Batch, first_batches
+from nasforge.supernet.elastic import ElasticSupernet
+from nasforge.supernet.evaluation import evaluate_arch
 
 PHASES: tuple[str, ...] = ("full", "kernel", "depth", "width")
 SHRINKING: tuple[str, ...] = ("progressive", "none")

@@ -16,9 +16,10 @@ import numpy as np
 
 from nasforge.data.splits import DataSplits
 from nasforge.errors import ConfigError
-from nasforge.oneshot.supernet import Supernet
+from nasforge.evaluators.weight_sharing import WeightSharingEvaluator
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
+from nasforge.supernet.base import Supernet
 
 
 def candidate_architectures(
@@ -57,8 +58,6 @@ def rank_architectures(
     ``inherited_accuracy`` (percent, validation split), ``inherited_loss`` and ``params`` (of the
     stand-alone network). Ties keep the input order. The supernet is left as it was.
     """
-    from nasforge.evaluators.weight_sharing import WeightSharingEvaluator  # needs the experiment core
-
     evaluator = WeightSharingEvaluator(
         supernet=supernet, splits=splits, batch_size=batch_size, bn_batches=bn_batches,
         eval_samples=eval_samples, device=device,

@@ -26,15 +26,15 @@ from torch import nn
 
 from nasforge.data.splits import DataSplits
 from nasforge.errors import ConfigError
-from nasforge.oneshot.batches import Batch, EpochBatches
-from nasforge.oneshot.checkpoint import (
+from nasforge.space.architecture import Architecture
+from nasforge.supernet.base import Supernet
+from nasforge.supernet.batches import Batch, EpochBatches
+from nasforge.supernet.checkpoint import (
     load_checkpoint,
     load_supernet_weights,
     save_checkpoint,
     supernet_differences,
 )
-from nasforge.oneshot.supernet import Supernet
-from nasforge.space.architecture import Architecture
 from nasforge.utils.device import resolve_device
 from nasforge.utils.rng import derive_seed, rng_from_state, rng_state
 
@@ -376,7 +376,7 @@ class OneShotSearch(ABC):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run (see :mod:`nasforge.oneshot.checkpoint`)."""
+        """Everything needed to continue this run (see :mod:`nasforge.supernet.checkpoint`)."""
         return {
             "method": self.method,
             "config": asdict(self.config),

@@ -65,7 +65,7 @@ def _optional_str(path: Path | None) -> str | None:
 
 def search_subnets(search: OneShotSearch, config: SubnetSearchConfig) -> tuple[Architecture, dict[str, Any]]:
     """Run the configured strategy over ``search``'s trained supernet; best arch and a summary."""
-    # Deferred imports: training does not need the experiment or strategy packages.
+    # Deferred (downward) imports: training a supernet does not need the experiment package.
     from nasforge.evaluators.weight_sharing import WeightSharingEvaluator
     from nasforge.experiment import Budget, Experiment
     from nasforge.registry import STRATEGIES

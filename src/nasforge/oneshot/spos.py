@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from nasforge.oneshot.batches import Batch
 from nasforge.oneshot.search import OneShotConfig, OneShotSearch
 from nasforge.oneshot.specialize import SubnetSearchConfig, search_subnets
 from nasforge.space.architecture import Architecture
+from nasforge.supernet.batches import Batch
 
 
 @dataclass

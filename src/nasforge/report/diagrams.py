@@ -1,17 +1,19 @@
 """Architecture diagrams with matplotlib (no graphviz): DARTS cells, NAS-Bench-201 cells, macro
 and elastic networks, saved as PNG and/or SVG.
 
-A space describes an architecture as a graph through a ``graph(arch, part=None)`` method that
-returns a plain dict::
+Every space describes how it is drawn: :meth:`SearchSpace.graph(arch, part=None)
+<nasforge.space.base.SearchSpace.graph>` returns a plain dict (None for a space that cannot be
+drawn), and :attr:`~nasforge.space.base.SearchSpace.graph_parts` lists the parts drawn
+separately::
 
     {"title": "Normal cell", "layout": "dag" | "chain",
      "nodes": [{"id": "0", "label": "c_{k-2}", "kind": "input" | "node" | "output"}, ...],
      "edges": [{"src": "0", "dst": "2", "label": "sep_conv_3x3", "kind": "" | "skip"}, ...]}
 
-(NAS-Bench-201 is described here, from its edge decisions.) :func:`draw` turns that into a
-picture: ``dag`` graphs are laid out in layers left to right (longest path from the inputs,
-crossings reduced by barycentre ordering); edges that jump over a layer bend around the nodes in
-between, and edge labels are moved along their edges until they do not overlap. ``chain`` graphs
+This module knows no space by name. :func:`draw` turns that dict into a picture: ``dag`` graphs
+are laid out in layers left to right (longest path from the inputs, crossings reduced by
+barycentre ordering); edges that jump over a layer bend around the nodes in between, and edge
+labels are moved along their edges until they do not overlap. ``chain`` graphs
 (whole networks) are a top-down column with skip connections drawn as arcs on the right.
 """
 
@@ -88,27 +90,14 @@ class ArchGraph:
 
 
 # ---------------------------------------------------------------------------- graphs of spaces
-def _nb201_graph(arch: Architecture) -> dict[str, Any]:
-    from nasforge.spaces.nb201 import NB201_EDGES, edge_name
-
-    labels = {0: "in", 3: "out"}
-    kinds = {0: "input", 3: "output"}
-    nodes = [{"id": str(i), "label": labels.get(i, str(i)), "kind": kinds.get(i, "node")}
-             for i in range(4)]
-    edges = [{"src": str(j), "dst": str(i), "label": str(arch[edge_name(i, j)])}
-             for i, j in NB201_EDGES if arch[edge_name(i, j)] != "none"]
-    return {"title": "NAS-Bench-201 cell", "layout": "dag", "nodes": nodes, "edges": edges}
-
-
 def arch_graph(space: SearchSpace, arch: Architecture, part: str | None = None) -> ArchGraph:
-    """The drawable graph of ``arch``: the space's ``graph()`` method, or built in for NB201."""
+    """The drawable graph of ``arch`` (or of its ``part``), from the space's ``graph()`` hook."""
     space.validate(arch)
-    hook = getattr(space, "graph", None)
-    if callable(hook):
-        return ArchGraph.from_dict(hook(arch, part=part))
-    if space.name == "nb201":
-        return ArchGraph.from_dict(_nb201_graph(arch))
-    raise ConfigError(f"space {space.name!r} cannot be drawn: it has no graph(arch) method")
+    data = space.graph(arch, part=part)
+    if data is None:
+        raise ConfigError(f"space {space.name!r} cannot be drawn: it has no graph "
+                          "(its graph(arch) method returns None)")
+    return ArchGraph.from_dict(data)
 
 
 # ---------------------------------------------------------------------------- layouts

@@ -306,7 +306,9 @@ def _verdict_section(stage: Mapping[str, Any]) -> str:
         rows.append(["search's pick" if label == "chosen" else "baseline", pm(side),
                      prof.get("params"), prof.get("flops"), prof.get("latency_ms"), side["arch"]])
     fid = stage.get("settings", {}).get("final_fidelity")
-    out.append(f'<p class="note">Trained on train+val{f" for {fid:g} epochs" if fid else ""} '
+    n_train = (stage.get("final", {}).get("chosen") or {}).get("train_images")
+    where = f"{n_train:,} training images" if n_train else "the training data"
+    out.append(f'<p class="note">Trained on {_e(where)}{f" for {fid:g} epochs" if fid else ""} '
                "with the same recipe and seeds, each tested once per seed on the test split.</p>")
     out.append(table(["", "test accuracy (mean ± std)", "params", "FLOPs", "latency ms",
                       "architecture"], rows, text_cols=[0, 1, 5]))
@@ -361,11 +363,10 @@ def _curve_sections(exp: StoredExperiment, assets: _Assets) -> list[str]:
 def _arch_cards(exp: StoredExperiment, trials: Sequence[Trial], assets: _Assets) -> str:
     space = exp.space
     parts: Sequence[str | None] = (None,)
-    if space is not None:
+    if space is not None and space.graph_parts:
         # Spaces whose architectures have several drawable parts (DARTS: normal and reduction
-        # cell) list them in ``graph_parts``; DARTS predates that attribute.
-        parts = tuple(getattr(space, "graph_parts", ()) or
-                      (("normal", "reduce") if space.name == "darts" else (None,)))
+        # cell) list them in ``graph_parts``: one picture per part.
+        parts = space.graph_parts
     out = []
     for rank, t in enumerate(trials, 1):
         figs = []

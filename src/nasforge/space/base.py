@@ -7,6 +7,7 @@ a method only where they know better (e.g. NAS-Bench-201's path encoding).
 
 from __future__ import annotations
 
+import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from nasforge.errors import ConfigError, InvalidArchitectureError
+from nasforge.errors import ConfigError, InvalidArchitectureError, allowed
+from nasforge.registry import SUPERNETS
 from nasforge.space.architecture import Architecture
 from nasforge.space.decision import Choice, Value
 from nasforge.utils.rng import RngLike, as_rng
@@ -37,6 +39,16 @@ class SearchSpace(ABC):
     """Options for :meth:`build` that give a small, fast network of this space (fewer cells,
     narrower layers). Generic tests build every registered space with them; spaces whose default
     network is already small leave it empty."""
+
+    builtin_residuals: ClassVar[bool] = False
+    """Whether every network of this space has identity (residual) connections built in, whatever
+    the architecture (e.g. MobileNet blocks' shortcuts). The design checks read it: a space with
+    neither identity ops nor skip decisions is only warned about when this is False."""
+
+    graph_parts: ClassVar[tuple[str, ...]] = ()
+    """The parts of an architecture that are drawn separately (DARTS: ``("normal", "reduce")``),
+    each passed to :meth:`graph` as ``part``. Empty (the default) when :meth:`graph` describes the
+    whole architecture at once; reports then draw one picture per architecture."""
 
     def __init__(self) -> None:
         self._decisions: tuple[Choice, ...] = tuple(self._declare())
@@ -333,16 +345,60 @@ class SearchSpace(ABC):
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(batch, 3, 32, 32, generator=gen)
 
-    def supernet(self, **kwargs: Any) -> Any:
-        """A weight-sharing supernet of this space (a ``nasforge.oneshot.Supernet``).
+    # ------------------------------------------------------------------ hooks for tools
+    def options(self) -> dict[str, Any] | None:
+        """The constructor options of this space as plain JSON data, or None when unknown.
 
-        Spaces get one by registering a builder in ``nasforge.oneshot.supernet`` (or by overriding
-        this method); others raise a ConfigError naming the spaces that have one.
+        ``SPACES.create(self.name, **space.options())`` must make the same space again; one-shot
+        checkpoints record them to rebuild their supernet and to refuse a different space. The
+        default is ``{}`` for a space whose constructor takes no arguments and None otherwise
+        (its options cannot be read back), so a space with constructor options overrides this.
         """
-        # Deferred import: the space core must not load torch or the one-shot package.
-        from nasforge.oneshot.supernet import build_supernet
+        params = [
+            p for name, p in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        return None if params else {}
 
-        return build_supernet(self, **kwargs)
+    def is_degenerate(self, arch: Architecture) -> bool | None:
+        """Whether the network of ``arch`` has an output that cannot depend on its input (e.g.
+        every path from the input crosses a ``none`` op), decided from the architecture alone.
+
+        None (the default) means the space has no such rule: the design checks then run the
+        network on two random inputs instead (:func:`nasforge.space.checks.generic_is_degenerate`).
+        Spaces with ``none``-like options override it with an exact, cheap rule.
+        """
+        return None
+
+    def graph(self, arch: Architecture, part: str | None = None) -> dict[str, Any] | None:
+        """A drawable description of ``arch`` (or of its ``part``, one of :attr:`graph_parts`),
+        or None (the default) when the space cannot be drawn.
+
+        The description is plain data, drawn by :mod:`nasforge.report.diagrams`::
+
+            {"title": "Normal cell", "layout": "dag" | "chain",
+             "nodes": [{"id": "0", "label": "c_{k-2}", "kind": "input" | "node" | "output"}, ...],
+             "edges": [{"src": "0", "dst": "2", "label": "sep_conv_3x3", "kind": "" | "skip"}, ...]}
+
+        ``dag`` graphs (cells) are laid out in layers from the inputs; ``chain`` graphs (whole
+        networks) are a column with ``skip`` edges drawn as arcs. A space with parts raises a
+        ConfigError for a ``part`` it does not have.
+        """
+        return None
+
+    def supernet(self, **kwargs: Any) -> Any:
+        """A weight-sharing supernet of this space (a :class:`nasforge.supernet.Supernet`).
+
+        Spaces get one by registering a builder in :data:`nasforge.registry.SUPERNETS` (with
+        :func:`nasforge.supernet.register_supernet`) or by overriding this method; others raise
+        a ConfigError naming the spaces that have one.
+        """
+        if self.name not in SUPERNETS:  # the lookup loads the built-in supernets (and torch)
+            raise ConfigError(
+                f"space {self.name!r} has no weight-sharing supernet; spaces with one: "
+                f"{allowed(SUPERNETS.names())}"
+            )
+        return SUPERNETS.get(self.name)(self, **kwargs)
 
     def describe(self) -> dict[str, Any]:
         """A short JSON-able summary: name, number of decisions, size."""

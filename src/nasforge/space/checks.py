@@ -5,7 +5,7 @@ Each check returns a :class:`Finding` (``ok`` / ``warn`` / ``fail`` plus a messa
 * ``expressiveness`` - how many distinct operation types the decisions offer (option strings that
   name registered ops), or which numeric hyper-parameters vary when no op is named;
 * ``identity`` - whether an identity/skip option exists (skip ops, boolean ``skip`` decisions, or
-  residuals built into every network, declared by a space attribute ``builtin_residuals = True``);
+  residuals built into every network, declared by the space attribute ``builtin_residuals = True``);
 * ``channels`` - from sample networks run on the space's example input: the widest main-path
   activation at each resolution must not shrink as the resolution drops. A network names its
   main path with a ``main_path()`` method (the modules whose outputs are the successive layer
@@ -14,8 +14,9 @@ Each check returns a :class:`Finding` (``ok`` / ``warn`` / ``fail`` plus a messa
   every module's inputs and outputs;
 * ``size`` - the exact ``size()`` (or the product of option counts as an upper bound);
 * ``degenerate`` - the fraction of sampled architectures whose output cannot depend on the input.
-  A space may define ``is_degenerate(arch)``; otherwise each sample is built and run on two
-  different random inputs, and identical outputs mark it degenerate.
+  A space may answer with ``is_degenerate(arch)``; where it returns None (the default), the
+  sample is built and run on two different random inputs, and identical outputs mark it
+  degenerate.
 
 A check that crashes (a network that does not build, say) is itself reported as ``fail``.
 """
@@ -108,7 +109,7 @@ def check_identity(space: SearchSpace) -> Finding:
     if skips:
         return Finding("identity", "ok", f"{len(skips)} boolean skip-connection decisions",
                        {"decisions": len(skips)})
-    if getattr(space, "builtin_residuals", False):
+    if space.builtin_residuals:
         return Finding("identity", "ok",
                        "residual (identity) connections are built into every network")
     return Finding("identity", "warn",
@@ -144,18 +145,13 @@ def check_size(space: SearchSpace) -> Finding:
 
 # ---------------------------------------------------------------------------- network checks
 def _build_kwargs(space: SearchSpace, build_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    merged = dict(getattr(space, "small_build_kwargs", {}) or {})
+    merged = dict(space.small_build_kwargs)
     merged.update(build_kwargs or {})
     return merged
 
 
 def _example_input(space: SearchSpace, batch: int, seed: int) -> Any:
-    make = getattr(space, "example_input", None)
-    if callable(make):
-        return make(batch, seed)
-    import torch
-
-    return torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    return space.example_input(batch, seed)
 
 
 def main_path(model: Any) -> list[Any] | None:
@@ -266,13 +262,17 @@ def check_degenerate(
     seed: int,
 ) -> Finding:
     """Fraction of degenerate architectures among ``archs``."""
-    custom: Callable[[Architecture], bool] | None = getattr(space, "is_degenerate", None)
-    method = "is_degenerate" if callable(custom) else "two-input forward"
-    flags = [
-        bool(custom(a)) if custom is not None and callable(custom)
-        else generic_is_degenerate(space, a, build_kwargs, seed)
-        for a in archs
-    ]
+    flags: list[bool] = []
+    methods: list[str] = []  # how each answer was found, in order of first use
+    for a in archs:
+        answer = space.is_degenerate(a)
+        method = "is_degenerate" if answer is not None else "two-input forward"
+        if answer is None:
+            answer = generic_is_degenerate(space, a, build_kwargs, seed)
+        flags.append(bool(answer))
+        if method not in methods:
+            methods.append(method)
+    method = " and ".join(methods) or "no samples"
     count = sum(flags)
     n = len(flags)
     frac = count / n if n else 0.0

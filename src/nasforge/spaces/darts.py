@@ -391,7 +391,7 @@ class DartsSpace(SearchSpace):
     name = "darts"
     small_build_kwargs = {"C": 4, "layers": 3}
     #: The drawable parts of an architecture (``graph(arch, part)``): one per cell type.
-    graph_parts: tuple[str, ...] = CELLS
+    graph_parts = CELLS
 
     def __init__(
         self,

@@ -195,6 +195,24 @@ class NB201Space(SearchSpace):
         """
         return not self.paths(arch)
 
+    def options(self) -> dict[str, Any]:
+        """The constructor options: none (the benchmark's space is fixed)."""
+        return {}
+
+    def graph(self, arch: Architecture, part: str | None = None) -> dict[str, Any]:
+        """A drawable cell: nodes 0 (in) to 3 (out) and one labelled edge per op that is not
+        ``none`` (an edge carrying ``none`` is no connection)."""
+        if part is not None:
+            raise ConfigError(f"the nb201 space draws its whole cell and has no parts; got part {part!r}")
+        self.validate(arch)
+        labels = {0: "in", 3: "out"}
+        kinds = {0: "input", 3: "output"}
+        nodes = [{"id": str(i), "label": labels.get(i, str(i)), "kind": kinds.get(i, "node")}
+                 for i in range(4)]
+        edges = [{"src": str(j), "dst": str(i), "label": op}
+                 for i, j, op in self.edges(arch) if op != "none"]
+        return {"title": "NAS-Bench-201 cell", "layout": "dag", "nodes": nodes, "edges": edges}
+
     # ------------------------------------------------------------------ encodings
     def encoding_length(self, kind: str = "both") -> int:
         """Length of :meth:`encode`'s vector: onehot 30, path 84, both 114."""

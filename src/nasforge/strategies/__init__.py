@@ -1,8 +1,9 @@
 """Multi-trial search strategies (ask/tell); each module registers itself in ``STRATEGIES``."""
 
+from nasforge.strategies._common import propose_unique
 from nasforge.strategies.base import Strategy
 
-__all__ = ["Strategy"]
+__all__ = ["Strategy", "propose_unique"]
 
 # Importing a module registers its strategy (one import per file, sorted).
 from nasforge.strategies import bananas as bananas

@@ -39,6 +39,10 @@ def propose_unique(
 ) -> Architecture:
     """Call ``propose`` until it returns an architecture not in ``taken`` (evaluated or pending).
 
+    Public as ``nasforge.strategies.propose_unique``: the way a strategy keeps the contract rule
+    "never propose a pending architecture" (see :mod:`nasforge.testing`), e.g.
+    ``propose_unique(lambda: self.space.sample(self.rng), set(self.pending))``.
+
     After ``tries`` duplicates in a row the last proposal is returned anyway: in a small or
     nearly exhausted space a repeat is better than an endless loop.
     """

@@ -165,7 +165,12 @@ class OptunaStrategy(Strategy):
     def _tell(self, trial: Trial) -> None:
         number = next((ot.number for a, ot in self._open if a == trial.arch), None)
         if number is None:
-            return  # not proposed by this strategy: Optuna has no trial to close
+            if trial.arch.space != self.space.name:
+                return
+            # Not proposed by this strategy (e.g. the uniformly drawn third of a model-based
+            # Hyperband's configurations): record it as an enqueued trial, so the model learns
+            # from it as BOHB's does.
+            number = self._optuna_ask(trial.arch)[1]
         scores = objective_scores(self.objectives, trial)
         if scores is None:
             self._optuna_tell(number, "fail", None, 0.0)

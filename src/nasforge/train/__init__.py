@@ -5,11 +5,16 @@ Example::
     from nasforge.train import Trainer
     result = Trainer(epochs=2, lr=0.1).fit(model, train_loader, val_loader, seed=0)
     result.final.val_accuracy
+
+The final training of a search's pick lives here too: :func:`retrain` trains an exported
+architecture file (:class:`ArchFile`, :func:`load_arch_file`) longer and saves the model.
 """
 
+from nasforge.train.archfile import ArchFile, load_arch_file
 from nasforge.train.config import OPTIMIZERS, SCHEDULERS, TrainConfig
 from nasforge.train.early_stopping import EarlyStopping
 from nasforge.train.evaluate import as_logits, evaluate_model, model_device
+from nasforge.train.retraining import RetrainResult, retrain
 from nasforge.train.trainer import (
     EpochStats,
     FitResult,
@@ -26,11 +31,13 @@ from nasforge.train.trainer import (
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
+    "ArchFile",
     "EarlyStopping",
     "EpochStats",
     "FitResult",
     "LossFn",
     "NonFiniteLossError",
+    "RetrainResult",
     "TimeLimitExceeded",
     "TrainConfig",
     "TrainState",
@@ -38,7 +45,9 @@ __all__ = [
     "TrainingError",
     "as_logits",
     "evaluate_model",
+    "load_arch_file",
     "lr_at",
     "make_optimizer",
     "model_device",
+    "retrain",
 ]

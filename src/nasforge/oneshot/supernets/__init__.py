@@ -1,4 +1,4 @@
-"""Supernets of the registered spaces, one per file; importing a module registers its builder."""
+"""Moved to :mod:`nasforge.supernet` (one module per space); these paths stay importable."""
 
 from nasforge.oneshot.supernets import darts as darts
 from nasforge.oneshot.supernets import elastic as elastic

@@ -1,0 +1,170 @@
+"""The DARTS supernet: DARTS' search network (Liu et al., ICLR 2019) over the DARTS cell space.
+
+It is the space's own network skeleton (:class:`nasforge.spaces.darts.DartsNetwork`) with cells in
+which intermediate node ``i`` sums one mixed op from *every* earlier node ``j < i`` (14 edges for 4
+nodes) and concatenates all intermediate nodes. The mixed ops hold every candidate of the space plus
+``none`` (DARTS' 8 ops), built by the registry like the derived cells' ops. All normal cells share
+one set of architecture logits and all reduction cells another (``alpha_normal``/``alpha_reduce``).
+
+A derived architecture is a path in which each node's two chosen edges carry their ops and every
+other edge carries ``none``; ``derive`` keeps, per node, the two incoming edges whose strongest
+non-``none`` op weighs most, each with that op (the paper's discretization). Search-network
+defaults are the paper's: C=16, 8 cells.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasforge.errors import ConfigError
+from nasforge.ops.registry import create_op
+from nasforge.space.architecture import Architecture
+from nasforge.spaces.darts import CELLS, CellSlot, DartsCell, DartsNetwork, DartsSpace, Genotype
+from nasforge.supernet.base import Supernet, check_arch, register_supernet
+from nasforge.supernet.mixed import MixedOp
+
+_BUILD_OPTIONS = ("num_classes", "C", "layers", "in_channels", "affine")
+
+
+def edge_key(cell: str, node: int, source: int) -> str:
+    """Decision key of the supernet edge ``source -> node`` in the normal or reduction cell."""
+    return f"{cell}/node{node}/from{source}"
+
+
+def _parse_key(key: str) -> tuple[str, int, int]:
+    cell, node, source = key.split("/")
+    return cell, int(node[len("node"):]), int(source[len("from"):])
+
+
+class DartsSupernet(Supernet):
+    """Weight-sharing DARTS search network (see the module doc)."""
+
+    root = "net."
+
+    def __init__(
+        self,
+        space: DartsSpace,
+        num_classes: int = 10,
+        C: int = 16,
+        layers: int = 8,
+        in_channels: int = 3,
+        affine: bool = False,
+    ) -> None:
+        if not space.distinct_inputs or space.concat_rule != "all":
+            raise ConfigError(
+                "the DARTS supernet needs a space with distinct_inputs=True and concat='all' (one op "
+                f"per edge, every node concatenated); this one has distinct_inputs="
+                f"{space.distinct_inputs!r}, concat={space.concat_rule!r}"
+            )
+        if not isinstance(affine, bool):
+            raise ConfigError(f"affine must be True or False, got {affine!r}")
+        build: dict[str, Any] = {"num_classes": num_classes, "C": C, "layers": layers,
+                                 "in_channels": in_channels}
+        # Validate the options exactly as the derived network would (same error messages).
+        space.build(space.sample(0), **build)
+        super().__init__(space, build)
+        self.affine = affine
+        self.op_names: tuple[str, ...] = (
+            space.ops if "none" in space.ops else ("none", *space.ops)
+        )
+        node_ids = list(space.node_ids)
+
+        def make_cell(slot: CellSlot) -> nn.Module:
+            cell = "reduce" if slot.reduction else "normal"
+            nodes = [[(edge_key(cell, i, j), j) for j in range(i)] for i in node_ids]
+            return DartsCell(
+                nodes, node_ids, slot.c_prev_prev, slot.c_prev, slot.channels, slot.reduction,
+                slot.reduction_prev, make_op=self._make_mixed,
+            )
+
+        self.net = DartsNetwork(make_cell, num_classes=num_classes, C=C, layers=layers,
+                                in_channels=in_channels)
+        self._init_alphas()
+
+    def _make_mixed(self, key: str, channels: int, stride: int) -> nn.Module:
+        return MixedOp(
+            key, {op: create_op(op, channels, channels, stride, self.affine) for op in self.op_names}
+        )
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x)
+        return out
+
+    @property
+    def dspace(self) -> DartsSpace:
+        """The DARTS space (typed)."""
+        assert isinstance(self.space, DartsSpace)
+        return self.space
+
+    # ------------------------------------------------------------------ architectures
+    def path_of(self, arch: Architecture) -> dict[str, str]:
+        """Chosen edges carry their ops; every other edge carries ``none``."""
+        check_arch(self.space, arch)
+        genotype = self.dspace.genotype(arch)
+        path = {key: "none" for key in self.keys}
+        for cell in CELLS:
+            for i, pair in zip(self.dspace.node_ids, genotype.nodes(cell)):
+                for op, j in pair:
+                    path[edge_key(cell, i, j)] = op
+        return path
+
+    def derive(self, exclude_none: bool = True, **options: Any) -> Architecture:
+        """DARTS' discretization: per node the top-2 inputs by strongest non-``none`` weight."""
+        if options or exclude_none is not True:
+            raise ConfigError(
+                "the DARTS supernet derives cells the paper's way only (top-2 inputs per node, "
+                f"'none' excluded); unsupported option(s): {sorted(options) or {'exclude_none': False}}"
+            )
+        cells: dict[str, list[tuple[str, int]]] = {}
+        for cell in CELLS:
+            edges: list[tuple[str, int]] = []
+            for i in self.dspace.node_ids:
+                scored = []
+                for j in range(i):
+                    key = edge_key(cell, i, j)
+                    probs = torch.softmax(self.alpha(key).detach().float().cpu(), dim=-1)
+                    names = self.candidates(key)
+                    best = max((k for k, n in enumerate(names) if n != "none"),
+                               key=lambda k: float(probs[k]))
+                    scored.append((float(probs[best]), -j, names[best], j))
+                # Strongest two inputs; ties go to the earlier input (stable, repeatable).
+                top = sorted(scored, reverse=True)[:2]
+                edges.extend((op, j) for _, _, op, j in sorted(top, key=lambda t: t[3]))
+            cells[cell] = edges
+        concat = tuple(self.dspace.node_ids)
+        genotype = Genotype(tuple(cells["normal"]), concat, tuple(cells["reduce"]), concat)
+        return self.dspace.from_genotype(genotype)
+
+    def _derived_prefix(self, op: MixedOp, prefix: str, choice: str, arch: Architecture) -> str | None:
+        cell, node, source = _parse_key(op.key)
+        genotype = self.dspace.genotype(arch)
+        pair = genotype.nodes(cell)[node - 2]
+        positions = [k for k, (_, j) in enumerate(pair) if j == source]
+        if not positions:
+            return None  # an edge the architecture does not use ('none' in the path)
+        # ``...cells.<n>.ops.<edge index>``: the derived cell lists two edges per node, in order.
+        head = prefix.rsplit(".", 1)[0]
+        return f"{head}.{2 * (node - 2) + positions[0]}"
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["kwargs"]["affine"] = self.affine
+        return info
+
+
+@register_supernet("darts")
+def darts_supernet(space: DartsSpace, **kwargs: Any) -> DartsSupernet:
+    """Supernet of a DARTS space; options ``num_classes, C (16), layers (8), in_channels, affine``."""
+    unknown = sorted(set(kwargs) - set(_BUILD_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown supernet option(s) {unknown} for space 'darts'; allowed: "
+            + ", ".join(repr(o) for o in _BUILD_OPTIONS)
+        )
+    return DartsSupernet(space, **kwargs)
+
+
+__all__ = ["DartsSupernet", "darts_supernet", "edge_key"]
