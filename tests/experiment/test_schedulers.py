@@ -754,3 +754,10 @@ def test_tpe_learns_from_bohbs_uniformly_drawn_configurations() -> None:
     recorded = {int(t.params["q"]) for t in strategy.study.get_trials(deepcopy=False)
                 if t.state.name == "COMPLETE"}
     assert {q_of(t) for t in random_configs} <= recorded
+
+
+def test_more_brackets_than_the_trial_budget_allows_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"2 bracket\(s\) need 19 evaluations.*budget of 10"):
+        experiment(Hyperband(max_fidelity=9, brackets=2), trials=10)
+    experiment(Hyperband(max_fidelity=9, brackets=2), trials=19)  # 9+3+1 and 5+1: enough
+    experiment(Hyperband(max_fidelity=9), trials=5)  # no brackets asked for: a warning only

@@ -191,6 +191,7 @@ class Experiment:
         self.plan = TrialPlan(space, strategy, self.evaluator, self.objectives[0],
                               scheduler=scheduler, pruner=pruner, fidelity=fidelity,
                               seed=check_seed(seed), checkpoint_dir=checkpoint_dir)
+        self.plan.check_budget(budget.max_trials)
         if isinstance(executor, Executor):
             if workers != 1:
                 raise ConfigError(

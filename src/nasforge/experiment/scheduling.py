@@ -15,6 +15,7 @@ scheduler, the strategy and the checkpoints line up again.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import shutil
@@ -35,6 +36,8 @@ from nasforge.space.base import SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Objective, Trial, TrialStatus
 from nasforge.utils.rng import derive_seed
+
+log = logging.getLogger("nasforge.experiment")
 
 #: ``Trial.info`` key: a new configuration drawn uniformly instead of asked from the strategy.
 RANDOM = "random_config"
@@ -106,6 +109,30 @@ class TrialPlan:
         self._checkpoint_root = checkpoint_dir
         self._own_tmp: str | None = None
         self.checkpoints = self.scheduler is not None and evaluator.can_resume
+
+    def check_budget(self, max_trials: int | None) -> None:
+        """Refuse a trial budget too small for the brackets asked for explicitly (Hyperband's
+        ``brackets``); warn when it cannot finish even one bracket (a bracket cut short leaves
+        its candidates at the lowest rungs, never fully evaluated)."""
+        from nasforge.experiment.schedulers._brackets import BracketScheduler
+
+        sched = self.scheduler
+        if max_trials is None or not isinstance(sched, BracketScheduler):
+            return
+        k = sched.brackets_to_finish()
+        needed = sched.evaluations(k)
+        if needed > max_trials and not getattr(sched, "brackets_wanted", None):
+            # A budget extended run by run (10 trials now, 30 later) is legitimate: say it.
+            log.warning("scheduler %r: one bracket needs %d evaluations, more than the budget of "
+                        "%d trials; its candidates will stop at low rungs unless the budget is "
+                        "extended", sched.name, needed, max_trials)
+        elif needed > max_trials:
+            raise ConfigError(
+                f"scheduler {sched.name!r}: {k} bracket(s) need {needed} evaluations "
+                f"(rungs {', '.join(f'{r:g}' for r in sched.rungs)}, eta {sched.eta:g}), more "
+                f"than the budget of {max_trials} trials; raise the trial budget to at least "
+                f"{needed}, ask for fewer brackets, or use fewer rungs or a smaller eta"
+            )
 
     # ------------------------------------------------------------------ settings
     def describe(self) -> dict[str, Any]:

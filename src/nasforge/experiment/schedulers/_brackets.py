@@ -44,6 +44,18 @@ class BracketScheduler(Scheduler):
             sizes.append(max(1, math.floor(sizes[-1] / self.eta)))
         return sizes
 
+    def evaluations(self, brackets: int) -> int:
+        """Evaluations the first ``brackets`` brackets make when nothing fails."""
+        total = 0
+        for i in range(brackets):
+            start, n = self.bracket_plan(i)
+            total += sum(self.plan_sizes(start, n))
+        return total
+
+    def brackets_to_finish(self) -> int:
+        """Brackets the budget check asks for (one, unless a subclass says otherwise)."""
+        return 1
+
     def reset(self) -> None:
         super().reset()
         self.brackets: list[_Bracket] = []

@@ -55,6 +55,10 @@ class Hyperband(BracketScheduler):
                 f"per starting rung); use brackets <= {most} or add rungs"
             )
 
+    def brackets_to_finish(self) -> int:
+        """The brackets asked for explicitly must all fit in the budget."""
+        return self.brackets_wanted or 1
+
     @property
     def n_brackets(self) -> int:
         """Brackets per Hyperband iteration."""
