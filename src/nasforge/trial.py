@@ -155,6 +155,27 @@ class Objective:
         )
 
 
+def fidelity_rank(trial: Trial, objective: Objective) -> tuple[float, float] | None:
+    """How good a trial is, higher better: ``(fidelity, score)``, or None when it has no score.
+
+    The fidelity comes first: under a multi-fidelity scheduler a one-epoch result is no rival for
+    a fully trained one. Every ranking of trials (the experiment's best, ``search``'s top list,
+    reports, exports, the final stage's candidates) uses this one order; ties go to the lower
+    trial number.
+    """
+    score = objective.score(trial)
+    if score is None:
+        return None
+    return (float("-inf") if trial.fidelity is None else float(trial.fidelity), score)
+
+
+def ranked_trials(trials: Sequence[Trial], objective: Objective) -> list[Trial]:
+    """The scored trials, best first by :func:`fidelity_rank` (ties: lower number first)."""
+    keyed = [(k, t) for t in trials if (k := fidelity_rank(t, objective)) is not None]
+    keyed.sort(key=lambda kt: (-kt[0][0], -kt[0][1], kt[1].number))
+    return [t for _, t in keyed]
+
+
 def as_objectives(objectives: Objective | str | Sequence[Objective | str] | None) -> tuple[Objective, ...]:
     """Normalize the many ways a user can name objectives to a tuple of :class:`Objective`."""
     if objectives is None:

@@ -11,46 +11,12 @@ from typing import Any
 import pytest
 
 import nasforge
+from curve_fakes import CurveEvaluator, accuracy
 from nasforge.cli.main import main
-from nasforge.evaluators.base import Evaluator
 from nasforge.experiment import SQLiteStorage
 from nasforge.experiment.pruners import create_pruner
 from nasforge.experiment.schedulers import create_scheduler
-from nasforge.space.architecture import Architecture
-from nasforge.trial import Result, Trial, TrialStatus
-
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-
-
-def accuracy(arch: Architecture, step: int) -> float:
-    """A deterministic learning curve: quality from the cell's operations, rising per epoch."""
-    idx = [OPS.index(str(v)) for v in arch.values()]
-    quality = (sum(i * (j + 1) for j, i in enumerate(idx)) % 11) / 10
-    return 30.0 + 60.0 * quality * (1 - 0.5 ** step)
-
-
-class CurveEvaluator(Evaluator):
-    """Reports its accuracy after each epoch; cells whose first edge is 'none' give up at 2."""
-
-    name = "fake-curve"
-    supports_fidelity = True
-    integer_fidelity = True
-    fidelity_unit = "epochs"
-    reports_metric = "accuracy"
-
-    def default_fidelity(self) -> float:
-        return 9.0
-
-    def evaluate(self, arch: Architecture, ctx: nasforge.EvalContext) -> Result:
-        epochs = int(ctx.fidelity or 9)
-        value = 0.0
-        for step in range(1, epochs + 1):
-            value = accuracy(arch, step)
-            if ctx.report(step, value):
-                raise nasforge.TrialPruned(f"below the median at epoch {step}")
-            if step == 2 and str(next(iter(arch.values()))) == "none":
-                raise nasforge.TrialPruned("gave up at epoch 2")
-        return Result(metrics={"accuracy": value}, cost=float(epochs))
+from nasforge.trial import Trial, TrialStatus
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

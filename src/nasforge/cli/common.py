@@ -164,8 +164,7 @@ def print_final_stage(stage: dict[str, Any], metric: str, emit: Any) -> None:
         flops = prof.get("flops")
         table.add_row("search's pick" if label == "chosen" else "baseline", pm(side),
                       fmt_metric(prof["params"]) if "params" in prof else "-",
-                      "-" if flops is None else (f"{flops / 1e6:.2f}" if flops > 1e4
-                                                 else f"{flops:.2f}"),
+                      "-" if flops is None else f"{flops / 1e6:.2f}",
                       f"{prof['latency_ms']:.2f}" if "latency_ms" in prof else "-",
                       escape(side["arch"]))
     emit(table)

@@ -31,6 +31,7 @@ from nasforge.config import (
 from nasforge.errors import ConfigError
 from nasforge.experiment import Experiment, SQLiteStorage
 from nasforge.registry import EVALUATORS
+from nasforge.trial import ranked_trials
 
 # CLI flag -> SearchConfig field, for flags that map one to one.
 _FLAGS = {
@@ -210,13 +211,7 @@ def _data_options(evaluator: str, options: dict[str, Any], args: argparse.Namesp
 def summarize(exp: Experiment, top: int) -> dict[str, Any]:
     """A JSON-able summary: counts, best trial, top trials."""
     trials = exp.trials
-    # As the experiment's best: the highest fidelity reached first, then the objective (under a
-    # scheduler a one-epoch result is no rival for a fully trained one).
-    ranked = sorted(
-        (t for t in trials if exp.objective.score(t) is not None),
-        key=lambda t: (-(t.fidelity if t.fidelity is not None else float("-inf")),
-                       -(exp.objective.score(t) or 0.0), t.number),
-    )
+    ranked = ranked_trials(trials, exp.objective)
     by_status: dict[str, int] = {}
     for t in trials:
         by_status[t.status.value] = by_status.get(t.status.value, 0) + 1

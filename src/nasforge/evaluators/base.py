@@ -128,7 +128,8 @@ class Evaluator(ABC):
     supports_final: bool = False
 
     def profile(self, arch: Architecture) -> dict[str, float]:
-        """Size and speed of an architecture for the verdict (params, FLOPs, latency where known)."""
+        """Size and speed of an architecture for the verdict: ``params``, ``flops`` (a count, not
+        millions) and ``latency_ms`` where known."""
         return self.cheap_metrics(arch)
 
     def produced_metrics(self) -> frozenset[str] | None:

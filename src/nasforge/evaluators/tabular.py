@@ -129,11 +129,12 @@ class TabularEvaluator(Evaluator):
                       cost=0.0, info={"test_epochs": rec.test_epochs, "seed_mean": True})
 
     def profile(self, arch: Architecture) -> dict[str, float]:
-        """Parameters and FLOPs (millions) of the benchmark's network, from the table."""
+        """Parameters and FLOPs of the benchmark's network, from the table (FLOPs as a count, like
+        every evaluator's profile, although this evaluator's ``flops`` metric is in millions)."""
         rec = self.record(arch, self.fidelity)
         out = {"params": float(rec.params)}
         if rec.flops_m is not None:
-            out["flops"] = float(rec.flops_m)
+            out["flops"] = float(rec.flops_m) * 1e6
         return out
 
     def fidelity_levels(self) -> tuple[float, ...]:

@@ -52,6 +52,7 @@ from nasforge.trial import (
     TrialStatus,
     as_constraints,
     as_objectives,
+    fidelity_rank,
 )
 from nasforge.utils.device import resolve_device
 from nasforge.utils.rng import check_seed, derive_seed
@@ -68,24 +69,19 @@ SLOW_WAIT = 0.005
 ELAPSED_EVERY = 1.0
 
 
-def _fidelity_key(trial: Trial) -> float:
-    return float("-inf") if trial.fidelity is None else float(trial.fidelity)
-
-
 def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
-    """The OK trial with the best value of ``objective`` (lowest number wins ties), or None.
+    """The best OK trial by :func:`~nasforge.trial.fidelity_rank` (lowest number wins ties).
 
     Only trials at the highest fidelity that any scored trial reached compete: under a
     multi-fidelity scheduler a one-epoch result is no rival for a fully trained one.
     """
     best: Trial | None = None
-    best_key = (float("-inf"), float("-inf"))
+    best_key: tuple[float, float] | None = None
     for t in trials:
-        s = objective.score(t)
-        if s is None:
-            continue
-        key = (_fidelity_key(t), s)
-        if key > best_key or (key == best_key and best is not None and t.number < best.number):
+        key = fidelity_rank(t, objective)
+        if key is not None and (best_key is None or key > best_key
+                                or (key == best_key and best is not None
+                                    and t.number < best.number)):
             best, best_key = t, key
     return best
 
@@ -555,15 +551,9 @@ class Experiment:
     def _cache(self, trial: Trial) -> None:
         assert self._trials is not None
         self._trials[trial.number] = trial
-        score = self.objective.score(trial)
-        if score is not None:
-            # The same order as best_trial(): highest fidelity first, then the objective.
-            best = self._best
-            best_score = None if best is None else self.objective.score(best)
-            key = (_fidelity_key(trial), score)
-            if (best is None or best_score is None or key > (_fidelity_key(best), best_score)
-                    or (key == (_fidelity_key(best), best_score) and trial.number < best.number)):
-                self._best = trial
+        if fidelity_rank(trial, self.objective) is not None:  # O(1): the old best or this one
+            rivals = [trial] if self._best is None else [self._best, trial]
+            self._best = best_trial(rivals, self.objective)
 
     def _emit(self, kind: EventKind, trial: Trial | None = None, message: str = "") -> None:
         if not self.callbacks:

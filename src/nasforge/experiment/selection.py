@@ -35,7 +35,7 @@ from nasforge.evaluators.base import EvalContext, Evaluator
 from nasforge.experiment.executors import Executor, InlineExecutor, TrialJob
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
-from nasforge.trial import Objective, Result, Trial, TrialStatus
+from nasforge.trial import Objective, Result, Trial, TrialStatus, ranked_trials
 from nasforge.utils.rng import derive_seed
 
 #: Storage meta key holding the final stage's measurements and verdict.
@@ -187,12 +187,9 @@ def verdict_text(diff: dict[str, Any], confidence: float, same: bool,
 
 def top_candidates(trials: list[Trial], objective: Objective, k: int) -> list[Trial]:
     """The best ``k`` distinct architectures, highest fidelity first, then by the objective."""
-    scored = [t for t in trials if objective.score(t) is not None]
-    scored.sort(key=lambda t: (-(t.fidelity if t.fidelity is not None else -math.inf),
-                               -(objective.score(t) or 0.0), t.number))
     out: list[Trial] = []
     seen: set[Architecture] = set()
-    for t in scored:
+    for t in ranked_trials(trials, objective):
         if t.arch not in seen:
             seen.add(t.arch)
             out.append(t)

@@ -19,7 +19,7 @@ from nasforge.errors import ConfigError, NasforgeError, StorageError
 from nasforge.registry import SPACES
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
-from nasforge.trial import Constraint, Objective, Trial, TrialStatus
+from nasforge.trial import Constraint, Objective, Trial, TrialStatus, ranked_trials
 
 log = logging.getLogger("nasforge.report")
 
@@ -99,11 +99,7 @@ class StoredExperiment:
         one-epoch result is no rival for a fully trained one), then the primary objective;
         ``unique`` keeps each architecture's best trial only (strategies may evaluate an
         architecture more than once, schedulers once per rung)."""
-        scored = [(self.objective.score(t), t) for t in self.trials]
-        ordered = [t for s, t in sorted(
-            ((s, t) for s, t in scored if s is not None),
-            key=lambda st: (-(st[1].fidelity if st[1].fidelity is not None else float("-inf")),
-                            -st[0], st[1].number))]
+        ordered = ranked_trials(self.trials, self.objective)
         if not unique:
             return ordered
         seen: set[Architecture] = set()
