@@ -226,3 +226,38 @@ def test_report_in_headless_chromium(mo_db: Path, tmp_path: Path) -> None:
     assert d == sorted(d, reverse=True) and a == sorted(a) and len(d) == len(a) >= 10
     # Failed trials (no accuracy) sort last both ways.
     assert desc.group(1).endswith(",") and asc.group(1).endswith(",")
+
+
+# ---------------------------------------------------------------------------------- escaping
+SCRIPT = "<script>alert(1)</script>"
+
+
+def hostile(arch: nasforge.Architecture, ctx: nasforge.EvalContext) -> dict[str, float]:
+    """A metric (and, for some cells, an error) whose text is a script."""
+    metrics = synthetic(arch, ctx)  # raises for cells with < 2 convolutions
+    if metrics["accuracy"] > 64:
+        raise RuntimeError(SCRIPT)
+    return {SCRIPT: metrics["accuracy"], "params": metrics["params"]}
+
+
+def test_user_strings_are_escaped_everywhere(tmp_path: Path) -> None:
+    """A metric, error, space or strategy name holding markup shows as text, never as markup."""
+    from nasforge.experiment.storage import SQLiteStorage
+
+    space = nasforge.create_space("nb201")
+    objectives = [SCRIPT, "min:params"]
+    strategy = nasforge.create_strategy("random", space, seed=0, objectives=objectives)
+    evaluator = nasforge.create_evaluator("function", fn=hostile)
+    db = tmp_path / "x.db"
+    nasforge.Experiment(space, strategy, evaluator, budget=nasforge.Budget(max_trials=12),
+                        objectives=objectives, storage=str(db)).run()
+    storage = SQLiteStorage(db)
+    config = storage.get_meta("config")
+    config["strategy"] = SCRIPT  # a hand-edited name lands in the headline
+    storage.set_meta("config", config)
+    storage.close()
+    text = write_report(db, tmp_path / "x.html", top=3, diagrams=1).html.read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "alert(1)</script>" not in text  # not raw in any heading, cell, card or attribute
+    assert text.count("<script>") == 1  # only the report's own sorting script
+    assert re.search(r"<h2>Top \d+ architectures by &lt;script&gt;alert\(1\)&lt;/script&gt;</h2>", text)

@@ -470,7 +470,7 @@ def write_report(db: str | Path, out: str | Path | None = None, *, top: int = 5,
     if ranked:
         shown = ranked[:top]
         sections.append(
-            f"<h2>Top {len(shown)} architectures by {exp.objective.metric}</h2>"
+            f"<h2>Top {len(shown)} architectures by {_e(exp.objective.metric)}</h2>"
             + _arch_cards(exp, shown[:diagrams], assets)
             + (table(["rank", "trial", *metrics, "architecture"],
                      [[i, t.number, *[t.value(m) for m in metrics], exp.arch_text(t.arch)]
