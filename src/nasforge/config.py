@@ -65,6 +65,7 @@ class SearchConfig(BaseModel):
     baseline: str | None = "reference"
     seed: int = 0
     storage: str | None = None
+    durability: str = "normal"
     executor: str | None = None
     ray_address: str | None = None
     ray_num_cpus: float | None = None
@@ -121,6 +122,13 @@ class SearchConfig(BaseModel):
         for c in v:
             Constraint.parse(c)
         return v
+
+    @field_validator("durability")
+    @classmethod
+    def _durability_known(cls, v: str) -> str:
+        from nasforge.experiment.storage import check_durability
+
+        return check_durability(v)
 
     @field_validator("executor")
     @classmethod
@@ -247,6 +255,7 @@ def build_experiment(
         space, strategy, evaluator, budget=budget, objectives=cfg.objectives,
         constraints=cfg.constraints, storage=storage if storage is not None else cfg.storage,
         executor=executor, retries=cfg.retries, seed=cfg.seed, device=cfg.device, trial_timeout=cfg.trial_timeout,
+        durability=cfg.durability,
         callbacks=callbacks, config=identity(cfg), scheduler=scheduler, pruner=pruner,
     )
 

@@ -36,6 +36,27 @@ class StorageError(NasforgeError):
     """An experiment database cannot be used (newer schema, different experiment, corrupt)."""
 
 
+class FileAccessError(NasforgeError, OSError):
+    """A file or directory cannot be read or written (permissions, full disk, size limit, a file
+    cut short). The message names the file and the operating system's reason."""
+
+
+def file_error(exc: OSError | EOFError, path: object = None, action: str = "write") -> FileAccessError:
+    """The one way an I/O failure is reported: ``cannot <action> '<file>': <cause>``.
+
+    ``path`` defaults to the file the OS error names; the cause is the OS's own words
+    ("Permission denied", "No space left on device", "File too large") or, for an EOFError, a
+    file that ends too early.
+    """
+    name = path if path is not None else getattr(exc, "filename", None)
+    if isinstance(exc, EOFError):
+        cause = "the file ends too early (truncated or incomplete download)"
+    else:
+        cause = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    where = f" {str(name)!r}" if name is not None else ""
+    return FileAccessError(f"cannot {action}{where}: {cause}")
+
+
 def allowed(values: Iterable[object]) -> str:
     """Format a list of allowed values for an error message: ``'a', 'b', 'c'``."""
     return ", ".join(repr(v) for v in values)

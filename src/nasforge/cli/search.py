@@ -37,7 +37,8 @@ from nasforge.trial import ranked_trials
 _FLAGS = {
     "space": "space", "strategy": "strategy", "evaluator": "evaluator", "seed": "seed",
     "budget_trials": "budget_trials", "budget_seconds": "budget_seconds",
-    "budget_cost": "budget_cost", "storage": "storage", "executor": "executor",
+    "budget_cost": "budget_cost", "storage": "storage", "durability": "durability",
+    "executor": "executor",
     "workers": "workers", "device": "device", "trial_timeout": "trial_timeout",
     "address": "ray_address", "retries": "retries", "ray_num_cpus": "ray_num_cpus",
     "ray_num_gpus": "ray_num_gpus", "budget_fidelity": "budget_fidelity",
@@ -96,6 +97,9 @@ def register(sub: Any) -> None:
                    "architecture in the space's text form, or 'none'")
     p.add_argument("--seed", type=int, help="random seed (same seed, same search), default 0")
     p.add_argument("--storage", metavar="DB", help="SQLite file for the trials (default runs/<...>.db)")
+    p.add_argument("--durability", choices=["normal", "full"],
+                   help="normal (default): stored trials survive a crash of the process; full: "
+                   "they also survive a power loss (SQLite synchronous=FULL, slower commits)")
     p.add_argument("--executor", choices=["inline", "process", "ray"],
                    help="where trials run (default: inline for 1 worker, process pool for more)")
     p.add_argument("--workers", type=int, metavar="N", help="parallel trials (process pool when > 1)")

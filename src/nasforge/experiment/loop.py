@@ -36,9 +36,9 @@ from nasforge.evaluators.base import EvalContext, Evaluator
 from nasforge.experiment.budget import Budget
 from nasforge.experiment.events import CallbackLike, Event, EventKind, as_callback
 from nasforge.experiment.executors import Executor, JobOutcome, TrialJob, make_executor
-from nasforge.experiment.metric_checks import REJECTED, MetricChecks
+from nasforge.experiment.metric_checks import MetricChecks
 from nasforge.experiment.pruners import Pruner
-from nasforge.experiment.resume import claim_storage, replay
+from nasforge.experiment.resume import SnapshotPacer, Usage, claim_storage, replay, unfinished
 from nasforge.experiment.schedulers import Scheduler, Slot
 from nasforge.experiment.schedulers.base import PARENT
 from nasforge.experiment.scheduling import RANDOM, SPENT, TrialPlan
@@ -58,9 +58,6 @@ from nasforge.utils.device import resolve_device
 from nasforge.utils.rng import check_seed, derive_seed
 
 log = logging.getLogger("nasforge.experiment")
-
-#: Give up when the constraints reject this many proposals in a row (they are probably too tight).
-MAX_REJECTED_IN_A_ROW = 10_000
 
 #: Write new trials before waiting for results when the last wait took longer than this (s).
 SLOW_WAIT = 0.005
@@ -86,14 +83,6 @@ def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
     return best
 
 
-@dataclass
-class _Usage:
-    trials: int = 0  # evaluated (or running) trials; rejected proposals are not counted
-    cost: float = 0.0
-    fidelity: float = 0.0  # fidelity units (epochs) spent
-    elapsed_before: float = 0.0  # wall seconds spent by earlier runs of this experiment
-
-
 @dataclass(eq=False)
 class _Pending:
     """A trial that was asked and is not told yet: running, or finished and waiting its turn."""
@@ -116,7 +105,8 @@ class Experiment:
     ``run()`` can be called again on the same storage (e.g. after a crash, or with a larger budget)
     and continues where the stored trials end. ``config`` is a JSON-able description stored with the
     experiment; a storage that holds a different config is refused, so two experiments never mix
-    in one file.
+    in one file. ``durability="full"`` makes a database path commit with ``synchronous=FULL``, so
+    told trials also survive a power loss (see :class:`SQLiteStorage`).
 
     Parallelism: ``executor`` is an :class:`Executor`, a name (``"inline"``, ``"process"``,
     ``"ray"``) or None (inline for one worker, a process pool for ``workers`` > 1). A trial whose
@@ -162,6 +152,7 @@ class Experiment:
         scheduler: Scheduler | str | None = None,
         pruner: Pruner | str | None = None,
         checkpoint_dir: str | None = None,
+        durability: str | None = None,
     ) -> None:
         if strategy.space is not space and strategy.space.name != space.name:
             raise ConfigError(
@@ -204,35 +195,27 @@ class Experiment:
         self.device = resolve_device(device)
         # Last, so that bad settings (above) or a missing dataset leave no empty database behind.
         self.evaluator.check_ready()
-        self.storage = open_storage(storage)
+        self.storage = open_storage(storage, durability=durability)
         if checkpoint_dir is None and isinstance(self.storage, SQLiteStorage):
             # Rung checkpoints live next to the database, so a resumed run finds them.
             self.plan._checkpoint_root = f"{self.storage.path}.rungs"
         self.fidelity = fidelity
         self.trial_timeout = trial_timeout
         self.callbacks = [as_callback(c) for c in callbacks]
-        self.snapshot_every = max(1, int(snapshot_every))
+        self._pacer = SnapshotPacer(snapshot_every)
         self.config = config if config is not None else self._default_config()
         #: How the last run ended: "finished", "stopped", "interrupted" or "failed: ...".
         self.stop_reason = "not started"
         #: Asks during the last resume whose architecture differed from the recorded one.
         self.replay_mismatches = 0
-        self._usage = _Usage()
-        self._seq = 0
+        self._usage = Usage()
+        self._seq = 0  # the sequence number of the last ask or tell
         self._started = 0.0
         self._next_number = 0
         self._pending: dict[int, _Pending] = {}  # insertion order = ask order
-        # Sequence numbers of each trial's ask and tell: a pruner compares a trial with the
-        # results told before it was asked, so its decisions do not depend on timing.
-        self._asked_at: dict[int, int] = {}
-        self._told_at: dict[int, int] = {}
         self._trials: dict[int, Trial] | None = None  # cache of every trial while running
         self._best: Trial | None = None
         self._stop_requested = False
-        self._rejected_in_a_row = 0
-        self._tells_since_snapshot = 0
-        self._snapshot_interval = self.snapshot_every
-        self._last_snapshot = 0.0
         self._unsaved: list[tuple[Trial, int]] = []  # asked trials not written yet
         self._elapsed_saved = 0.0
         self._last_wait = float("inf")
@@ -395,28 +378,19 @@ class Experiment:
             trial = Trial(number=number, arch=arch, seed=seed, fidelity=fidelity,
                           started_at=trial.started_at)
         self._seq += 1
-        self._asked_at[number] = self._seq
+        self.plan.asked(number, self._seq)
         self._unsaved.append((trial, self._seq))  # written with the next tell (or flush)
         self._cache(trial)
-        if rejection is not None and rejection.status is TrialStatus.FAILED:
-            # cheap_metrics crashed: a failed trial like any other, so it counts against the
-            # budget (a broken build would otherwise be retried for free without end).
-            self._rejected_in_a_row = 0
+        # A crash of cheap_metrics is a failed trial like any other, so it counts against the
+        # budget (a broken build would otherwise be retried for free without end).
+        infeasible = rejection is not None and rejection.status is TrialStatus.INFEASIBLE
+        if not infeasible:
             self._usage.trials += 1
-            self._tell(trial.finish(rejection, trial.started_at))
-            return
         if rejection is not None:
-            self._rejected_in_a_row += 1
-            done = trial.finish(rejection, trial.started_at)
-            self._tell(done)
-            if self._rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
-                raise ConfigError(
-                    f"the constraints rejected {MAX_REJECTED_IN_A_ROW:,} proposals in a row: "
-                    + ", ".join(map(str, self.constraints)) + "; loosen them"
-                )
+            self._tell(trial.finish(rejection, trial.started_at))
+        self.checks.count_proposal(infeasible)
+        if rejection is not None:
             return
-        self._rejected_in_a_row = 0
-        self._usage.trials += 1
         self.plan.started(trial)
         p = _Pending(trial, cheap=cheap)
         self._pending[number] = p
@@ -437,13 +411,7 @@ class Experiment:
         if self.budget.max_seconds is not None:
             budget_end = time.time() + max(self.budget.max_seconds - self.elapsed, 0.0)
             deadline = budget_end if deadline is None else min(deadline, budget_end)
-        assert self._trials is not None
-        told_before: list[Trial] = []
-        if self.plan.pruner is not None:
-            asked = self._asked_at.get(trial.number, self._seq)
-            told_before = [self._trials[n] for n, seq in self._told_at.items()
-                           if seq < asked and n in self._trials]
-        extra = self.plan.context(trial, told_before)
+        extra = self.plan.context(trial)
         return EvalContext(seed=trial.seed, device=self.device, fidelity=trial.fidelity,
                            trial_number=trial.number, deadline=deadline,
                            constraints=self.constraints, **extra)
@@ -489,16 +457,8 @@ class Experiment:
             self._cache(done)
         else:
             self._tell(done)
-        if never_seen:
-            # No result so far had it: a typo or a metric this evaluator never produces. Every
-            # further trial would fail the same way, so stop now (the failed trial is stored).
-            raise ConfigError(
-                f"stopped after trial {t.number}: its result has no metric "
-                f"{', '.join(map(repr, never_seen))}, which "
-                f"{'; '.join(u for m in never_seen for u in self.required_metrics[m])} names; "
-                f"the evaluator produced: {', '.join(sorted(metrics)) or '(no metrics)'}. "
-                "Fix the objective or constraint, or make the evaluator return that metric"
-            )
+        if never_seen:  # every further trial would fail the same way (this one is stored)
+            raise self.checks.never_seen_error(t.number, never_seen, metrics)
 
     def _tell_ready(self) -> None:
         """Tell finished trials at the head of the ask order (ordered mode buffers the rest).
@@ -516,9 +476,7 @@ class Experiment:
 
     def _tell(self, done: Trial) -> None:
         self._seq += 1
-        self._told_at[done.number] = self._seq
-        self._usage.cost += done.cost
-        self._usage.fidelity += float(done.info.get(SPENT, 0.0))
+        self._usage.add(done)
         meta = None
         now = time.time()
         if now - self._elapsed_saved >= ELAPSED_EVERY:
@@ -527,26 +485,15 @@ class Experiment:
         self._unsaved = []
         self._pending.pop(done.number, None)
         self._cache(done)
-        for heard in self.plan.told(done):  # a scheduler may defer or skip what the strategy hears
+        # A scheduler may defer or skip what the strategy hears.
+        for heard in self.plan.told(done, self._seq):
             self.strategy.tell(heard)
-        self._tells_since_snapshot += 1
-        if self._tells_since_snapshot >= self._snapshot_interval:
-            self._snapshot()
+        if self._pacer.told():
+            t0 = time.perf_counter()
+            self.storage.save_snapshot(self._seq, self.strategy.state_dict())
+            self._pacer.took(t0, time.perf_counter())
         failed = done.status is TrialStatus.FAILED
         self._emit(EventKind.TRIAL_FAILED if failed else EventKind.TRIAL_FINISHED, done)
-
-    def _snapshot(self) -> None:
-        """Save the strategy's state; back off when snapshots cost more than ~5% of the run."""
-        t0 = time.perf_counter()
-        self.storage.save_snapshot(self._seq, self.strategy.state_dict())
-        t1 = time.perf_counter()
-        spent, window = t1 - t0, max(t0 - self._last_snapshot, 1e-9)
-        if spent > 0.05 * window:
-            self._snapshot_interval *= 2  # e.g. a strategy whose state grows with every trial
-        elif spent < 0.01 * window and self._snapshot_interval > self.snapshot_every:
-            self._snapshot_interval //= 2
-        self._last_snapshot = t1
-        self._tells_since_snapshot = 0
 
     def _cache(self, trial: Trial) -> None:
         assert self._trials is not None
@@ -589,18 +536,11 @@ class Experiment:
         seqs = [0] + [s.ask_seq for s in stored] + [s.tell_seq for s in stored if s.tell_seq]
         self._seq = max(seqs)
         self._next_number = (stored[-1].trial.number + 1) if stored else 0
-        self._usage = _Usage(
-            trials=sum(1 for s in stored if not s.trial.info.get(REJECTED)),
-            cost=sum(s.trial.cost for s in stored if s.tell_seq is not None),
-            fidelity=sum(float(s.trial.info.get(SPENT, 0.0)) for s in stored
-                         if s.tell_seq is not None),
-            elapsed_before=float(self.storage.get_meta("elapsed") or 0.0),
-        )
+        self._usage = Usage.of(stored, float(self.storage.get_meta("elapsed") or 0.0))
         self._trials = {}
         self._best = None
-        self._asked_at = {s.trial.number: s.ask_seq for s in stored}
-        self._told_at = {s.trial.number: s.tell_seq for s in stored if s.tell_seq is not None}
         self.checks.seen = set()
+        self.checks.rejected_in_a_row = 0
         for s in stored:
             self._cache(s.trial)
             self.checks.seen.update(s.trial.metrics)
@@ -614,19 +554,8 @@ class Experiment:
             # The state before any ask (or, for a file written without snapshots, after the replay):
             # a later run() in this process restarts from it instead of from its own memory.
             self.storage.save_snapshot(self._seq, self.strategy.state_dict())
-        self._pending = {}
-        now = time.time()
-        for s in sorted(stored, key=lambda s: s.ask_seq):
-            if s.tell_seq is not None:
-                continue
-            t = s.trial
-            fresh = Trial(number=t.number, arch=t.arch, seed=t.seed, fidelity=t.fidelity,
-                          started_at=now, info=t.info if not t.status.finished else {})
-            self._pending[t.number] = _Pending(fresh, done=t if t.status.finished else None)
-        self._tells_since_snapshot = 0
-        self._snapshot_interval = self.snapshot_every
-        self._last_snapshot = time.perf_counter()
-        self._rejected_in_a_row = 0
+        self._pending = {t.number: _Pending(t, done=done) for t, done in unfinished(stored)}
+        self._pacer.reset()
         self._unsaved = []
         self._elapsed_saved = 0.0
         self._last_wait = float("inf")

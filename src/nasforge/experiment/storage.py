@@ -20,13 +20,14 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from nasforge.errors import StorageError
+from nasforge.errors import ConfigError, StorageError, allowed, file_error
 from nasforge.space.architecture import Architecture
 from nasforge.trial import Trial, TrialStatus
 
@@ -229,6 +230,61 @@ class MemoryStorage(Storage):
         return self._snapshot[0], json.loads(dumps(self._snapshot[1]))
 
 
+#: ``durability`` setting -> SQLite ``synchronous`` level (in WAL mode). NORMAL survives a crash
+#: of the process; FULL also syncs the log at every commit, so a finished trial survives power loss.
+_SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+
+
+def check_durability(value: str) -> str:
+    """``value`` if it is a known durability setting, else a ConfigError listing them."""
+    if value not in _SYNCHRONOUS:
+        raise ConfigError(
+            f"unknown storage durability {value!r}; allowed: {allowed(_SYNCHRONOUS)} ('normal' "
+            "survives a crash of the process, 'full' also a power loss, at some cost per trial)"
+        )
+    return value
+
+
+def sqlite_uri(path: str | Path, readonly: bool = False) -> str:
+    """The SQLite ``file:`` URI that opens exactly the file at ``path``.
+
+    The path is made absolute and percent-encoded, so ``?``, ``#`` and ``%`` in a file name are
+    ordinary characters: ``exp#1.db`` is a file of that name, and ``run?mode=memory`` can
+    neither pick an in-memory database nor other URI parameters. ``:memory:`` and empty paths are
+    refused (use :class:`MemoryStorage`, or ``storage=None``, for a database in memory).
+    """
+    text = os.fspath(path)
+    if text.strip() in ("", ":memory:") or text.startswith("file:"):
+        raise ConfigError(
+            f"{text!r} is not a database file path; give a file such as 'runs/exp.db' (for a "
+            "storage in memory, pass storage=None or ':memory:' to open_storage)"
+        )
+    if "\x00" in text:
+        raise ConfigError(f"database path {text!r} contains a NUL character")
+    posix = Path(os.path.abspath(text)).as_posix()
+    if not posix.startswith("/"):  # Windows: C:/x.db -> /C:/x.db
+        posix = "/" + posix
+    quoted = urllib.parse.quote(posix, safe="/:")
+    return f"file://{quoted}?mode={'ro' if readonly else 'rwc'}"
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    """Whether the file starts like a SQLite database (so a read error means damage)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def _writable_hint(path: Path) -> str:
+    """Why a database could not be opened or written, when the reason is the directory."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        return f" (the directory {str(folder)!r} is not writable)"
+    return ""
+
+
 _SCHEMA = f"""
 BEGIN;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -295,22 +351,36 @@ class SQLiteStorage(Storage):
     against process crashes (not power loss) and keeps a commit in the tens of microseconds.
     Open with ``readonly=True`` to inspect an experiment another process is writing: in WAL mode
     readers never block the writer and each query sees the newest committed trials.
+    ``durability="full"`` (``synchronous=FULL``) also syncs every commit to the disk, so told
+    trials survive a power loss or an OS crash, at the price of one fsync per commit.
+
+    The path is always a plain file name (see :func:`sqlite_uri`), and :meth:`writer` locks the
+    file it resolves to, whatever path reaches it.
     """
 
-    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, readonly: bool = False, durability: str = "normal"
+    ) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.durability = check_durability(durability)
+        uri = sqlite_uri(path, readonly)  # refuses ':memory:' and the like before any I/O
         if readonly and not self.path.exists():
             raise StorageError(f"no experiment database at {str(self.path)!r}")
+        if self.path.is_dir():
+            raise StorageError(f"{str(self.path)!r} is a directory; give the path of a database file")
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise file_error(exc, self.path.parent, "create the storage directory") from None
         try:
             self._conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None,
                                          check_same_thread=False)
         except sqlite3.Error as exc:
             raise StorageError(
                 f"cannot open experiment database {str(self.path)!r}: {exc}"
+                + _writable_hint(self.path)
             ) from exc
         # One connection may be used from callback threads; SQLite objects are not thread-safe.
         self._lock = threading.RLock()
@@ -321,16 +391,50 @@ class SQLiteStorage(Storage):
             self._check_version()
             if not readonly:
                 self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
                 self._conn.executescript(_SCHEMA)  # one transaction: tables and version together
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise StorageError(
-                f"{str(self.path)!r} is not a nasforge experiment database: {exc}"
-            ) from exc
+            raise self._diagnose(exc) from exc
         except StorageError:
+            # A damaged file can look like "not ours" (its table list unreadable): say what it is.
+            problem = self._integrity_problem()
             self._conn.close()
+            if problem:
+                raise StorageError(
+                    f"{str(self.path)!r} is corrupt ({problem}); restore it from a copy or start "
+                    "a new experiment with another path"
+                ) from None
             raise
+
+    def _integrity_problem(self) -> str | None:
+        """SQLite's first complaint about the file's structure, or None when it is sound."""
+        try:
+            rows = self._conn.execute("PRAGMA quick_check(1)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        first = str(rows[0][0]) if rows else "ok"
+        return None if first == "ok" else first
+
+    def _diagnose(self, exc: sqlite3.Error, action: str = "open") -> StorageError:
+        """What a SQLite error means for the user: a corrupt file, a full disk, no permission..."""
+        name = str(self.path)
+        text = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "malformed" in text or "not a database" in text or "corrupt" in text
+        ):
+            if not _has_sqlite_header(self.path):
+                return StorageError(
+                    f"{name!r} is not a nasforge experiment database (not a SQLite file: {text}); "
+                    "use another path"
+                )
+            return StorageError(
+                f"{name!r} is corrupt ({text}); restore it from a copy or start a new "
+                "experiment with another path"
+            )
+        if "full" in text or "disk I/O" in text or "readonly" in text or "unable to open" in text:
+            return StorageError(f"cannot {action} {name!r}: {text}{_writable_hint(self.path)}")
+        return StorageError(f"{name!r} is not a nasforge experiment database: {text}")
 
     def _check_version(self) -> None:
         """Refuse (without writing) a file that is newer, not ours, or not laid out as ours."""
@@ -392,24 +496,48 @@ class SQLiteStorage(Storage):
         if self.readonly:
             raise StorageError(f"{str(self.path)!r} is open read-only")
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    if self._conn.in_transaction:  # SQLite may have rolled back a failed write
+                        self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:  # a full disk, a size limit, a corrupt page
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise self._diagnose(exc, "write to") from exc
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             try:
                 return self._conn.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as exc:
-                raise StorageError(f"cannot read {str(self.path)!r}: {exc}") from exc
+                raise self._diagnose(exc, "read") from exc
+
+    def _loads(self, text: str, what: str) -> Any:
+        """JSON from a stored column; a hand-edited or damaged value names where it is."""
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise StorageError(
+                f"{str(self.path)!r}: {what} holds invalid JSON ({exc}): {str(text)[:80]!r}"
+            ) from None
+
+    def _stored(self, row: tuple[Any, ...]) -> StoredTrial:
+        try:
+            return _row_to_stored(row)
+        except (TypeError, ValueError, KeyError) as exc:  # bad JSON, an unknown status, ...
+            raise StorageError(
+                f"{str(self.path)!r}: trial {row[0]} cannot be read ({type(exc).__name__}: {exc}); "
+                "the row was edited or damaged"
+            ) from None
 
     def get_meta(self, key: str) -> Any | None:
         rows = self._read("SELECT value FROM meta WHERE key=?", (key,))
-        return None if not rows else json.loads(rows[0][0])
+        return None if not rows else self._loads(rows[0][0], f"meta value {key!r}")
 
     def set_meta(self, key: str, value: Any) -> None:
         text = dumps(value)
@@ -465,7 +593,7 @@ class SQLiteStorage(Storage):
 
     def stored_trials(self) -> list[StoredTrial]:
         rows = self._read(f"SELECT {_COLUMNS} FROM trials ORDER BY number")
-        return [_row_to_stored(r) for r in rows]
+        return [self._stored(r) for r in rows]
 
     def trials(self, status: TrialStatus | None = None) -> list[Trial]:
         if status is None:
@@ -473,13 +601,13 @@ class SQLiteStorage(Storage):
         else:  # served by the status index
             rows = self._read(f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY number",
                               (status.value,))
-        return [_row_to_stored(r).trial for r in rows]
+        return [self._stored(r).trial for r in rows]
 
     def trial(self, number: int) -> Trial:
         rows = self._read(f"SELECT {_COLUMNS} FROM trials WHERE number=?", (number,))
         if not rows:
             raise StorageError(f"no trial {number} in {str(self.path)!r}")
-        return _row_to_stored(rows[0]).trial
+        return self._stored(rows[0]).trial
 
     def count(self, status: TrialStatus | None = None) -> int:
         if status is None:
@@ -496,7 +624,9 @@ class SQLiteStorage(Storage):
 
     def latest_snapshot(self) -> tuple[int, dict[str, Any]] | None:
         rows = self._read("SELECT seq, state FROM snapshots ORDER BY seq DESC LIMIT 1")
-        return None if not rows else (int(rows[0][0]), json.loads(rows[0][1]))
+        if not rows:
+            return None
+        return int(rows[0][0]), self._loads(rows[0][1], f"snapshot {rows[0][0]}")
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[None]:
@@ -515,8 +645,13 @@ class SQLiteStorage(Storage):
         except ImportError:  # Windows: no advisory locks; one driver per file is up to the user
             yield
             return
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = open(lock_path, "a+")  # noqa: SIM115 (held across the yield)
+        # Keyed on the file itself: a symlink, a relative path or '..' reach the same lock.
+        real = self.path.resolve()
+        lock_path = real.with_name(real.name + ".lock")
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 (held across the yield)
+        except OSError as exc:
+            raise file_error(exc, lock_path, "create the lock file") from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -544,13 +679,29 @@ class SQLiteStorage(Storage):
             self._conn.close()
 
 
-def open_storage(spec: str | Path | Storage | None) -> Storage:
-    """``None`` or ``":memory:"`` -> MemoryStorage; a path -> SQLiteStorage; a Storage as is."""
+def open_storage(spec: str | Path | Storage | None, durability: str | None = None) -> Storage:
+    """``None`` or ``":memory:"`` -> MemoryStorage; a path -> SQLiteStorage; a Storage as is.
+
+    ``durability`` (``"normal"`` or ``"full"``, see :class:`SQLiteStorage`) applies to a path; it
+    cannot be given for memory or an already opened storage (it would be silently ignored).
+    """
+    if durability is not None:
+        check_durability(durability)
     if isinstance(spec, Storage):
+        if durability not in (None, getattr(spec, "durability", "normal")):
+            raise ConfigError(
+                f"durability={durability!r} was given with an opened storage; open it with "
+                f"SQLiteStorage(path, durability={durability!r}) instead"
+            )
         return spec
     if spec is None or str(spec) == ":memory:":
+        if durability not in (None, "normal"):
+            raise ConfigError(
+                f"durability={durability!r} needs a database file; the storage is in memory "
+                "(give a path with --storage)"
+            )
         return MemoryStorage()
-    return SQLiteStorage(spec)
+    return SQLiteStorage(spec, durability=durability or "normal")
 
 
 def now() -> float:
