@@ -360,6 +360,17 @@ def test_tpe_never_repeats_an_evaluated_architecture() -> None:
     assert len(strat.study.trials) >= 60  # type: ignore[attr-defined]
 
 
+def test_tpe_without_avoid_repeats_requeries_like_optunas_own_loop() -> None:
+    # NAS-Bench-201's protocol charges every query: a repeated proposal is evaluated again.
+    strat = nasforge.create_strategy("tpe", NB201, seed=0, n_startup_trials=5, avoid_repeats=False)
+    told = run(strat, convs, 60)
+    assert len({t.arch for t in told}) < 60
+    # Each asked Optuna trial was one query: no proposal was closed without an evaluation.
+    assert len(strat.study.trials) == 60  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="avoid_repeats"):
+        nasforge.create_strategy("tpe", NB201, seed=0, avoid_repeats="no")
+
+
 # ---------------------------------------------------------------------------------- options
 @pytest.mark.parametrize(("name", "options", "match"), [
     ("ga", {"elitism": 99}, "elitism"),

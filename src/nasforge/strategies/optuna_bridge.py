@@ -89,10 +89,13 @@ class OptunaStrategy(Strategy):
     ``sampler_options`` are passed to the sampler's constructor. Failed trials are told as
     FAIL; infeasible ones as COMPLETE with a constraint violation of 1 (Optuna's samplers rank them
     behind every feasible trial) and, since Optuna needs values, the worst values seen so far.
-    A proposal that repeats a pending architecture is told as FAIL and one that repeats an
-    evaluated architecture is told its known result; either way the sampler is asked again. After
-    ``DUPLICATE_TRIES`` such proposals in a row, a uniformly random untaken architecture is asked
-    through the study instead (``enqueue_trial``), so no query is spent twice.
+    A proposal that repeats a pending architecture is told as FAIL and, with ``avoid_repeats``
+    (the default), one that repeats an evaluated architecture is told its known result; either way
+    the sampler is asked again. After ``DUPLICATE_TRIES`` such proposals in a row, a uniformly
+    random untaken architecture is asked through the study instead (``enqueue_trial``), so no
+    query is spent twice. ``avoid_repeats=False`` returns a proposal that repeats an evaluated
+    architecture, so it is evaluated (and charged) again, as in Optuna's own ``optimize`` loop and
+    in NAS-Bench-201's protocol, where every query costs its simulated time.
     """
 
     def __init__(
@@ -100,9 +103,14 @@ class OptunaStrategy(Strategy):
         space: SearchSpace,
         seed: RngLike = None,
         objectives: Objective | str | Sequence[Objective | str] | None = None,
+        avoid_repeats: bool = True,
         **sampler_options: Any,
     ) -> None:
         super().__init__(space, seed, objectives)
+        if not isinstance(avoid_repeats, bool):
+            raise ConfigError(f"strategy {self.name!r}: avoid_repeats must be true or false, "
+                              f"got {avoid_repeats!r}")
+        self.avoid_repeats = avoid_repeats
         self.sampler_options = dict(sampler_options)
         self.optuna_seed = int(self.rng.integers(2**31))
         try:
@@ -136,12 +144,12 @@ class OptunaStrategy(Strategy):
         # A sampler may propose an architecture that is pending or already evaluated. Close such
         # a proposal at once (pending: as failed, so it teaches nothing; evaluated: with its known
         # result, a free observation) and ask again, a bounded number of times.
-        taken = Taken(self._known, self.pending)
+        taken = Taken(self._known if self.avoid_repeats else {}, self.pending)
         for _ in range(DUPLICATE_TRIES):
             arch, number = self._optuna_ask()
             if arch in taken.pending:
                 self._optuna_tell(number, "duplicate", None, 0.0)
-            elif arch in self._known:
+            elif self.avoid_repeats and arch in self._known:
                 self._optuna_tell(number, *self._known[arch])
             else:
                 return arch
