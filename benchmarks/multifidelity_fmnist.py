@@ -459,6 +459,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, li
                    help="images of the training split for the final training (default: "
                    "train-subset + val-subset)")
     p.add_argument("--json", default=None, help="also write the results to this file")
+    p.add_argument("--runs", default=None,
+                   help="append each finished (method, seed) run to this JSON-lines file and skip "
+                        "the runs it already holds for the same settings (a long run survives "
+                        "being stopped: rerun the same command to continue)")
     if p.parse_args(argv).smoke:  # the smoke settings are defaults: explicit flags still win
         p.set_defaults(**SMOKE)
     args = p.parse_args(argv)
@@ -481,6 +485,21 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings, li
     return args, settings, methods
 
 
+def load_runs(path: str, s: Settings) -> list[dict[str, Any]]:
+    """The runs a ``--runs`` file holds for these settings (other settings' lines are ignored)."""
+    if not os.path.exists(path):
+        return []
+    want = asdict(s)
+    runs = []
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                rec = json.loads(line)
+                if rec.pop("settings", None) == want:
+                    runs.append(rec)
+    return runs
+
+
 def task_weight(t: Task) -> float:
     """Rough epochs of a task, to start the longest first."""
     s = t.settings
@@ -497,14 +516,24 @@ def main(argv: list[str] | None = None) -> None:
               "rea-full": f"REA full @ {s.budget:g} ep",
               "optuna": f"Optuna TPE+HB @ {s.budget:g} ep",
               "baseline": "ResNet cell (reference)"}
+    # Seed by seed (longest first within a seed), so a run stopped early (see --runs) holds
+    # every method for its first seeds rather than a few methods for all of them.
     tasks = sorted((Task(m, seed, s) for m in methods for seed in range(args.seeds)),
-                   key=task_weight, reverse=True)
+                   key=lambda t: (t.seed, -task_weight(t)))
+    done: list[dict[str, Any]] = load_runs(args.runs, s) if args.runs else []
+    done = [r for r in done if r["method"] in methods and r["seed"] < args.seeds]
+    finished = {(r["method"], r["seed"]) for r in done}
+    tasks = [t for t in tasks if (t.method, t.seed) not in finished]
+    if finished:
+        print(f"{len(finished)} run(s) already in {args.runs}", flush=True)
     print(f"{len(tasks)} runs ({', '.join(methods)} x {args.seeds} seeds) on {args.jobs} "
           f"process(es), {s.threads} torch thread(s) each", flush=True)
     t0 = time.perf_counter()
-    done: list[dict[str, Any]] = []
 
     def report(r: dict[str, Any]) -> None:
+        if args.runs:
+            with open(args.runs, "a") as f:
+                f.write(json.dumps({"settings": asdict(s), **r}) + "\n")
         print(f"  {r['method']:14s} seed {r['seed']}: test {r['test']:.2f}%, "
               f"{r['search_epochs']:.0f} search epochs, "
               f"{r['search_wall'] + r['final_wall']:.0f} s wall  {r['arch']}", flush=True)
@@ -518,8 +547,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         worker_init(s.threads)
         for t in tasks:
-            done.append(run_task(t))
-            report(done[-1])
+            r = run_task(t)
+            report(r)
+            done.append(r)
     wall = time.perf_counter() - t0
     cpu = sum(r["search_cpu"] + r["final_cpu"] for r in done)
 

@@ -99,9 +99,11 @@ def test_report_prunes(fashion_mnist_dir: Path, space: TinySpace) -> None:
         reports.append((step, value))
         return step == 2
 
-    with pytest.raises(TrialPruned, match="after epoch 2"):
+    with pytest.raises(TrialPruned, match="after epoch 2") as caught:
         ev.evaluate(arch(space), EvalContext(seed=0, reporter=reporter))
     assert [s for s, _ in reports] == [1, 2] and all(0 <= v <= 100 for _, v in reports)
+    # The budget charges exactly what was trained, not a guess from the curve.
+    assert caught.value.info == {"epochs_trained": 2}
 
 
 def test_early_stopping_keeps_best(fashion_mnist_dir: Path, space: TinySpace) -> None:

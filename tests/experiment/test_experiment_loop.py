@@ -25,7 +25,7 @@ from nasforge.experiment import (
     Storage,
     make_executor,
 )
-from nasforge.experiment.loop import REJECTED
+from nasforge.experiment.metric_checks import REJECTED
 from nasforge.space.architecture import Architecture
 from nasforge.trial import Result, Trial, TrialStatus
 
@@ -157,9 +157,9 @@ def test_constraint_checked_after_evaluation(space: nasforge.SearchSpace) -> Non
 
 def test_impossible_constraint_gives_up_clearly(space: nasforge.SearchSpace,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import nasforge.experiment.loop as loop
+    import nasforge.experiment.metric_checks as metric_checks
 
-    monkeypatch.setattr(loop, "MAX_REJECTED_IN_A_ROW", 50)
+    monkeypatch.setattr(metric_checks, "MAX_REJECTED_IN_A_ROW", 50)
     exp = make(space, CheapMetricsEvaluator(), strategy="random", constraints=["params <= 1"])
     with pytest.raises(ConfigError, match="rejected 50 proposals in a row: params <= 1"):
         exp.run()

@@ -21,7 +21,7 @@ from nasforge.experiment import (
     SQLiteStorage,
 )
 from nasforge.experiment.executors import threads_per_worker
-from nasforge.experiment.loop import REJECTED
+from nasforge.experiment.metric_checks import REJECTED
 from nasforge.trial import Trial, TrialStatus
 
 RUNNER = Path(__file__).with_name("kill_runner.py")

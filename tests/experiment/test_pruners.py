@@ -344,3 +344,20 @@ def test_a_crash_does_not_change_pruning_decisions(tmp_path: Path) -> None:
         run(tmp_path / "run.db", CurveEvaluator(interrupt_on=5))
     resumed = run(tmp_path / "run.db", CurveEvaluator())
     assert [t.status for t in resumed.trials] == [t.status for t in ref.trials]
+
+
+def test_what_the_evaluator_says_it_trained_is_charged_when_pruned() -> None:
+    from nasforge.evaluators.base import EvalContext, TrialPruned
+    from nasforge.experiment.executors import TrialJob
+
+    def prune_after_two(arch: Any, ctx: EvalContext) -> float:
+        ctx.report(1, 5.0)
+        ctx.report(2, 6.0)
+        raise TrialPruned("stopped", info={"epochs_trained": 2})
+
+    space = QSpace()
+    job = TrialJob(0, space.make({"q": 1}), EvalContext(seed=0))
+    out = run_job(FunctionEvaluator(prune_after_two), job)
+    assert out.result.status is TrialStatus.PRUNED
+    assert out.result.info["epochs_trained"] == 2 and out.result.info["pruned_at"] == 2
+    assert out.result.info[REPORTS] == [[1, 5.0], [2, 6.0]]

@@ -22,7 +22,7 @@ from exp_runtime_helpers import Faulty, WorkerProbe
 import nasforge
 from nasforge.evaluators.function import FunctionEvaluator
 from nasforge.experiment import Budget, Experiment, InlineExecutor, RayExecutor
-from nasforge.experiment.loop import REJECTED
+from nasforge.experiment.metric_checks import REJECTED
 from nasforge.trial import Trial, TrialStatus
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,16 @@ from nasforge.trial import Constraint, Result
 
 
 class TrialPruned(Exception):
-    """Raised inside an evaluator when its reporter says the trial should stop early."""
+    """Raised inside an evaluator when its reporter says the trial should stop early.
+
+    ``info`` is merged into the pruned trial's info. Evaluators that know what the trial cost
+    should pass ``{"epochs_trained": n}``: the budget then charges exactly that instead of
+    inferring it from the learning curve.
+    """
+
+    def __init__(self, message: str = "pruned", info: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.info: dict[str, Any] = dict(info or {})
 
 
 def _never_prune(step: int, value: float) -> bool:

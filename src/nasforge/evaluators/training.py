@@ -45,14 +45,19 @@ from nasforge.data.splits import random_subset
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
 from nasforge.metrics import (
-    STATIC_METRICS,
     check_metric_names,
     compute_metrics,
     count_params,
     list_metrics,
     resolve_options,
 )
-from nasforge.metrics.registry import WEIGHT_FREE_METRICS
+from nasforge.metrics.latency_table import calibrate_space
+from nasforge.metrics.registry import (
+    BEFORE_TRAINING_METRICS,
+    COMPANIONS,
+    PARENT_OF,
+    WEIGHT_FREE_METRICS,
+)
 from nasforge.registry import EVALUATORS
 from nasforge.space.architecture import Architecture
 from nasforge.train import (
@@ -242,13 +247,16 @@ class TrainingEvaluator(Evaluator):
     def produced_metrics(self) -> frozenset[str]:
         """The metrics of a successful Result: accuracy, losses, params, epochs, ``metrics``."""
         extra = ("test_accuracy",) if self.test else ()
-        return frozenset((*TRAINING_METRICS, *extra, *self.metrics))
+        spread = [c for m in self.metrics for c in COMPANIONS.get(m, ())]
+        return frozenset((*TRAINING_METRICS, *extra, *self.metrics, *spread))
 
     def request_metrics(self, names: Iterable[str]) -> None:
         """Compute any metric of :mod:`nasforge.metrics` that an objective or constraint names."""
         have = self.produced_metrics()
         known = set(list_metrics())
-        self.metrics += tuple(n for n in dict.fromkeys(names) if n in known and n not in have)
+        # a companion (``latency_ms_ci_high``) comes with its metric
+        wanted = dict.fromkeys(PARENT_OF.get(n, n) for n in names if n in known)
+        self.metrics += tuple(n for n in wanted if n not in have)
 
     def check_ready(self) -> None:
         """Find (or, with ``download=True``, fetch) a named dataset's files before any trial.
@@ -263,12 +271,18 @@ class TrainingEvaluator(Evaluator):
             locate(spec, split, self.data_dir, self.download)
 
     def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
-        """Parameter count (and the other requested static metrics) before any training."""
+        """Parameter count (and the other requested metrics known before training: FLOPs, MACs,
+        the predicted latency) before any training."""
         model = self.build(arch)
         out: dict[str, float] = {"params": float(count_params(model))}
-        static = [m for m in self.metrics if m in STATIC_METRICS and m != "params"]
+        static = [m for m in self.metrics if m in BEFORE_TRAINING_METRICS and m != "params"]
+        if "latency_pred_ms" in static:
+            # the table's overhead for this space's networks is fitted once per device
+            calibrate_space(self.space, lambda a: self.build(a), self.input_shape(),
+                            resolve_options(self.metric_options))
         if static:
-            out.update(compute_metrics(model, static, self.input_shape(), device="cpu"))
+            out.update(compute_metrics(model, static, self.input_shape(), device="cpu",
+                                       **self.metric_options))
         return out
 
     def default_fidelity(self) -> float:
@@ -309,7 +323,7 @@ class TrainingEvaluator(Evaluator):
         # Metrics that do not depend on the weights and that a constraint names are measured on the
         # untrained model: a candidate that breaks the constraint is never trained.
         early_names = [m for m in self.metrics if m in WEIGHT_FREE_METRICS
-                       and any(c.metric == m for c in ctx.constraints)]
+                       and any(PARENT_OF.get(c.metric, c.metric) == m for c in ctx.constraints)]
         early: dict[str, float] = {}
         if early_names:
             early = compute_metrics(model, early_names, self.input_shape(), device=device,
@@ -327,6 +341,7 @@ class TrainingEvaluator(Evaluator):
         val = self._loader(data.val, cfg.eval_batch_size, False, 0, device)
         stopper = (EarlyStopping(self.early_stopping, self.min_delta)
                    if self.early_stopping is not None else None)
+        resumed_epoch = resume[0].epoch if resume is not None else 0
         until, stopped_before = epochs, False
         if resume is not None and stopper is not None:
             # The rung's epochs count for early stopping as in one uninterrupted run, and a
@@ -339,7 +354,10 @@ class TrainingEvaluator(Evaluator):
         def on_epoch(stats: EpochStats) -> bool:
             acc = float(stats.val_accuracy if stats.val_accuracy is not None else math.nan)
             if ctx.report(stats.epoch, acc):
-                raise TrialPruned(f"pruned after epoch {stats.epoch} (val accuracy {acc:.2f}%)")
+                # Charged exactly the epochs this evaluation trained (a promotion continued
+                # its rung's checkpoint, whose epochs were paid before).
+                raise TrialPruned(f"pruned after epoch {stats.epoch} (val accuracy {acc:.2f}%)",
+                                  info={"epochs_trained": stats.epoch - resumed_epoch})
             return stopper.step(stats.epoch, acc) if stopper is not None else False
 
         try:

@@ -130,7 +130,7 @@ def run_job(evaluator: Evaluator, job: TrialJob, enforce_timeout: bool = False) 
         assert job.timeout is not None
         result = timeout_result(job.timeout)
     except TrialPruned as exc:
-        info = {"pruned_at": reports[-1][0]} if reports else {}
+        info = {**exc.info, "pruned_at": reports[-1][0]} if reports else dict(exc.info)
         result = Result(status=TrialStatus.PRUNED, error=str(exc) or "pruned", info=info)
     except Exception as exc:  # a failing trial must never stop the experiment
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -21,6 +21,9 @@ log = logging.getLogger("nasforge.experiment")
 #: trials cost nothing and do not count against ``Budget.max_trials``.
 REJECTED = "rejected_before_evaluation"
 
+#: Give up when the constraints reject this many proposals in a row (they are probably too tight).
+MAX_REJECTED_IN_A_ROW = 10_000
+
 
 class MetricChecks:
     """What the objectives and constraints need from the evaluator, checked at every stage.
@@ -39,6 +42,7 @@ class MetricChecks:
         #: Metric -> the objectives and constraints that name it.
         self.uses = metric_uses(objectives, self.constraints)
         self.seen: set[str] = set()  # every metric name some trial's result had
+        self.rejected_in_a_row = 0
         evaluator.request_metrics(self.uses)
         self.check_names()
 
@@ -108,3 +112,24 @@ class MetricChecks:
             if broken:
                 status, error = TrialStatus.INFEASIBLE, "violates " + ", ".join(map(str, broken))
         return status, error, never_seen
+
+    def count_proposal(self, rejected: bool) -> None:
+        """Count a proposal; refuse to go on when the constraints rejected too many in a row."""
+        self.rejected_in_a_row = self.rejected_in_a_row + 1 if rejected else 0
+        if self.rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
+            raise ConfigError(
+                f"the constraints rejected {MAX_REJECTED_IN_A_ROW:,} proposals in a row: "
+                + ", ".join(map(str, self.constraints)) + "; loosen them"
+            )
+
+    def never_seen_error(self, number: int, never_seen: list[str],
+                         metrics: dict[str, float]) -> ConfigError:
+        """The error that stops a run whose result lacks a metric no result ever had: a typo
+        or a metric this evaluator never produces, which every further trial would lack too."""
+        return ConfigError(
+            f"stopped after trial {number}: its result has no metric "
+            f"{', '.join(map(repr, never_seen))}, which "
+            f"{'; '.join(u for m in never_seen for u in self.uses[m])} names; "
+            f"the evaluator produced: {', '.join(sorted(metrics)) or '(no metrics)'}. "
+            "Fix the objective or constraint, or make the evaluator return that metric"
+        )

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from nasforge.errors import StorageError
 from nasforge.experiment.metric_checks import REJECTED
-from nasforge.experiment.scheduling import TrialPlan
+from nasforge.experiment.scheduling import SPENT, TrialPlan
 from nasforge.experiment.storage import Storage, StoredTrial, dumps
 from nasforge.strategies.base import Strategy
+from nasforge.trial import Trial
 
 log = logging.getLogger("nasforge.experiment")
 
@@ -63,11 +66,12 @@ def replay(strategy: Strategy, plan: TrialPlan, stored: list[StoredTrial], start
     for seq, is_tell, s in events:
         strategy_hears = seq > start_seq
         if is_tell:
-            heard = plan.told(s.trial)
+            heard = plan.told(s.trial, seq)
             if strategy_hears:
                 for t in heard:
                     strategy.tell(t)
             continue
+        plan.asked(s.trial.number, seq)
         if not s.trial.info.get(REJECTED):
             plan.replay_started(s.trial)
         if not strategy_hears or not plan.asked_strategy(s.trial):
@@ -85,3 +89,77 @@ def replay(strategy: Strategy, plan: TrialPlan, stored: list[StoredTrial], start
             "was used, but its future proposals may differ from an uninterrupted run",
             strategy.name, mismatches)
     return mismatches
+
+
+@dataclass
+class Usage:
+    """What an experiment has spent against its budget, over all its runs."""
+
+    trials: int = 0  # evaluated (or running) trials; rejected proposals are not counted
+    cost: float = 0.0
+    fidelity: float = 0.0  # fidelity units (epochs) spent
+    elapsed_before: float = 0.0  # wall seconds spent by earlier runs of this experiment
+
+    @classmethod
+    def of(cls, stored: list[StoredTrial], elapsed_before: float) -> Usage:
+        """The usage the stored trials add up to (running trials count as trials, not cost)."""
+        told = [s.trial for s in stored if s.tell_seq is not None]
+        return cls(trials=sum(1 for s in stored if not s.trial.info.get(REJECTED)),
+                   cost=sum(t.cost for t in told),
+                   fidelity=sum(float(t.info.get(SPENT, 0.0)) for t in told),
+                   elapsed_before=elapsed_before)
+
+    def add(self, trial: Trial) -> None:
+        """Charge a told trial's cost and fidelity."""
+        self.cost += trial.cost
+        self.fidelity += float(trial.info.get(SPENT, 0.0))
+
+
+def unfinished(stored: list[StoredTrial]) -> list[tuple[Trial, Trial | None]]:
+    """The asked trials that were never told, in ask order, as ``(fresh, done)``.
+
+    ``fresh`` is the trial to run again (a new start time, its schedule info kept); ``done`` is
+    its stored result when it finished but was not told yet (ordered mode buffers results), in
+    which case it is told without running again.
+    """
+    now = time.time()
+    out: list[tuple[Trial, Trial | None]] = []
+    for s in sorted(stored, key=lambda s: s.ask_seq):
+        if s.tell_seq is not None:
+            continue
+        t = s.trial
+        fresh = Trial(number=t.number, arch=t.arch, seed=t.seed, fidelity=t.fidelity,
+                      started_at=now, info=t.info if not t.status.finished else {})
+        out.append((fresh, t if t.status.finished else None))
+    return out
+
+
+class SnapshotPacer:
+    """When to snapshot the strategy: every ``every`` tells, backing off when a snapshot costs
+    more than ~5% of the run (a strategy whose state grows with every trial) and coming back
+    when it gets cheap again."""
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, int(every))
+        self.reset()
+
+    def reset(self) -> None:
+        """Start counting afresh (at the start of a run)."""
+        self.interval = self.every
+        self.since = 0
+        self.last = time.perf_counter()
+
+    def told(self) -> bool:
+        """Count a tell; True when a snapshot is due."""
+        self.since += 1
+        return self.since >= self.interval
+
+    def took(self, t0: float, t1: float) -> None:
+        """A snapshot ran from ``t0`` to ``t1`` (``time.perf_counter``): adapt the interval."""
+        spent, window = t1 - t0, max(t0 - self.last, 1e-9)
+        if spent > 0.05 * window:
+            self.interval *= 2
+        elif spent < 0.01 * window and self.interval > self.every:
+            self.interval //= 2
+        self.last = t1
+        self.since = 0

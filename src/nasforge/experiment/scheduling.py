@@ -14,13 +14,13 @@ scheduler, the strategy and the checkpoints line up again.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -109,6 +109,12 @@ class TrialPlan:
         self._checkpoint_root = checkpoint_dir
         self._own_tmp: str | None = None
         self.checkpoints = self.scheduler is not None and evaluator.can_resume
+        # The pruner's reference: a trial is judged against the OK results told before its ask,
+        # so its pruning decisions depend only on the ask/tell order, never on timing. Tell
+        # sequence numbers only grow, so the reference of any ask is a prefix (found by bisection).
+        self._asked_seq: dict[int, int] = {}
+        self._ok_seqs: list[int] = []
+        self._ok_trials: list[Trial] = []
 
     def check_budget(self, max_trials: int | None) -> None:
         """Refuse a trial budget too small for the brackets asked for explicitly (Hyperband's
@@ -182,13 +188,22 @@ class TrialPlan:
         sched = self.scheduler
         return isinstance(sched, ModelBasedHyperband) and sched.random_config(self.seed, number)
 
+    def asked(self, number: int, seq: int) -> None:
+        """Trial ``number`` was asked at sequence number ``seq`` (every ask, replayed ones too)."""
+        if self.pruner is not None:
+            self._asked_seq[number] = seq
+
     def started(self, trial: Trial) -> None:
         """Tell the scheduler a trial started (not for constraint-rejected proposals)."""
         if self.scheduler is not None and schedule_info(trial) is not None:
             self.scheduler.started(trial)
 
-    def told(self, trial: Trial) -> list[Trial]:
-        """A result arrived (in tell order): the trials the strategy should hear of now."""
+    def told(self, trial: Trial, seq: int) -> list[Trial]:
+        """A result was told at sequence number ``seq`` (in tell order): the trials the strategy
+        should hear of now."""
+        if self.pruner is not None and trial.status is TrialStatus.OK:
+            self._ok_seqs.append(seq)
+            self._ok_trials.append(trial)
         if self.scheduler is None or schedule_info(trial) is None:
             return [trial]  # unscheduled, or a proposal the constraints rejected
         return self.scheduler.finished(trial)
@@ -205,15 +220,18 @@ class TrialPlan:
         self.started(running)
 
     def reset(self) -> None:
-        """Forget the scheduler's trials before a replay."""
+        """Forget the scheduler's trials and the pruner's reference before a replay."""
         if self.scheduler is not None:
             self.scheduler.reset()
+        self._asked_seq, self._ok_seqs, self._ok_trials = {}, [], []
 
     # ------------------------------------------------------------------ evaluation context
-    def context(self, trial: Trial, finished: Iterable[Trial]) -> dict[str, Any]:
+    def context(self, trial: Trial) -> dict[str, Any]:
         """Extra :class:`~nasforge.evaluators.base.EvalContext` fields for a trial that starts."""
         extra: dict[str, Any] = {}
         if self.pruner is not None:
+            asked = self._asked_seq.get(trial.number, math.inf)
+            finished = self._ok_trials[:bisect.bisect_left(self._ok_seqs, asked)]
             after = 0
             if self.scheduler is not None and trial.info.get(PARENT) is not None:
                 # Its parent passed the steps up to the rung below (steps are epochs).
