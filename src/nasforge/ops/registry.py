@@ -6,6 +6,7 @@ Definitions follow Liu et al. (ICLR 2019, DARTS) and Dong & Yang (ICLR 2020, NAS
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -177,4 +178,47 @@ OPS.update({
     "nor_conv_7x7": lambda ci, co, s, a: ReLUConvBN(ci, co, 7, s, 3, 1, a),
     "dwsep_conv_3x3": lambda ci, co, s, a: DilConv(ci, co, 3, s, 1, 1, a),
     "dwsep_conv_5x5": lambda ci, co, s, a: DilConv(ci, co, 5, s, 2, 1, a),
+})
+
+
+class GlobalPool(nn.Module):
+    """Global average pooling inside a network: squeeze to 1x1, then broadcast back.
+
+    A layer in the middle of a chain must keep a spatial map for the layers after it, so the
+    pooled per-channel means are repeated over the output resolution (the input's, halved when
+    strided). The result carries only global context, as the squeeze of a squeeze-and-excitation
+    block (Hu et al., CVPR 2018) does; a 1x1 ReLU-conv-BN adapts the width first when it changes.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, affine: bool) -> None:
+        super().__init__()
+        self.preprocess = None if c_in == c_out else ReLUConvBN(c_in, c_out, 1, 1, 0, 1, affine)
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        # ceil, like a padded 3x3 stride-2 conv, so every op of a layer gives the same size.
+        h = -(-int(x.shape[-2]) // self.stride)
+        w = -(-int(x.shape[-1]) // self.stride)
+        return x.mean(dim=(-2, -1), keepdim=True).expand(-1, -1, h, w)
+
+
+def _depthwise(ci: int, co: int, s: int, a: bool) -> nn.Module:
+    # One 3x3 filter per channel (Howard et al., MobileNets, 2017). When the width changes, the
+    # groups are the widths' greatest common divisor: each group still sees only its own input
+    # channels (a channel multiplier when ``co`` is a multiple of ``ci``), never all of them.
+    return nn.Sequential(
+        nn.ReLU(inplace=False),
+        nn.Conv2d(ci, co, 3, stride=s, padding=1, groups=math.gcd(ci, co), bias=False),
+        nn.BatchNorm2d(co, affine=a),
+    )
+
+
+# Operations of the task presets (spaces/presets.py): a lone depthwise conv, a full-width atrous
+# (dilated) conv as in DeepLab (Chen et al., TPAMI 2018), and global pooling.
+OPS.update({
+    "dw_conv_3x3": _depthwise,
+    "atrous_conv_3x3": lambda ci, co, s, a: ReLUConvBN(ci, co, 3, s, 2, 2, a),
+    "global_pool": lambda ci, co, s, a: GlobalPool(ci, co, s, a),
 })

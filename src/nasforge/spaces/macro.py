@@ -27,6 +27,25 @@ widths never shrink, at a reduction or anywhere else, whatever the build's ``red
 combinations are repaired by sorting the layer widths (same multiset of widths, ascending).
 It is not the default: it would change the size and the samples of the default space and make
 architectures stored from it invalid.
+
+Activations: with more than one ``activations`` option (e.g. ``("relu", "relu6", "swish")``),
+every layer whose op has an activation (the registry ops are pre-activation ``act -> conv -> BN``)
+gets a decision ``layer{j}/act``; pooling, identity, ``global_pool`` and ``none`` layers have none,
+so no two architectures build the same network. With one option (the default, ``relu``) there is no
+such decision, and the default space is unchanged.
+
+Connectivity: only architectures whose output depends on the input are members of the space.
+A ``none`` layer outputs zeros, so a network is cut off when every path from the stem to the last
+layer crosses one. :meth:`validate` refuses such architectures and :meth:`size` counts only the
+connected ones (exactly, by dynamic programming over the layers). The operators keep to the space
+by *repair*: ``sample``, ``mutate``, ``crossover`` and ``complete`` draw as before and then, while
+the network is cut off, give the last ``none`` layer that the input still reaches a random live op
+(the first live op in ``ops`` without an rng, as in ``neighbors``). Only the ``none`` decisions that
+cut the network change, so samples stay close to uniform over decisions; ``neighbors`` drops the
+neighbours that would be cut off. ``mutate`` always returns an architecture different from its input.
+
+``global_pool`` in the middle of a network averages each channel over the whole map and broadcasts
+the means back over the map (see :class:`nasforge.ops.registry.GlobalPool`).
 """
 
 from __future__ import annotations
@@ -40,12 +59,14 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError, InvalidArchitectureError, allowed
+from nasforge.ops.activations import ACTIVATIONS, has_activation, set_activation
 from nasforge.ops.registry import OPS, ReLUConvBN, create_op
 from nasforge.registry import SPACES
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
 from nasforge.space.decision import Choice, Condition, Value
 from nasforge.spaces._options import flag, positive_int, reject_unknown
+from nasforge.utils.rng import RngLike, as_rng
 
 MACRO_OPS: tuple[str, ...] = (
     "nor_conv_3x3",
@@ -69,6 +90,11 @@ def layer_op(j: int) -> str:
 def layer_filters(j: int) -> str:
     """Decision name of layer ``j``'s output width."""
     return f"layer{j}/filters"
+
+
+def layer_act(j: int) -> str:
+    """Decision name of layer ``j``'s activation (only with several ``activations``)."""
+    return f"layer{j}/act"
 
 
 def layer_skip(j: int, i: int) -> str:
@@ -99,7 +125,7 @@ class MacroNetwork(nn.Module):
 
     def __init__(
         self,
-        layers: Sequence[tuple[str, int, Sequence[int]]],
+        layers: Sequence[tuple[str, int, Sequence[int], str]],
         num_classes: int,
         in_channels: int,
         stem_channels: int,
@@ -116,8 +142,8 @@ class MacroNetwork(nn.Module):
         self.projections: list[nn.ModuleDict] = []
         widths: list[int] = []
         c_in = stem_channels
-        for j, (op, filters, skips) in enumerate(layers):
-            self.ops.append(create_op(op, c_in, filters, 2 if j in strided else 1, True))
+        for j, (op, filters, skips, act) in enumerate(layers):
+            self.ops.append(set_activation(create_op(op, c_in, filters, 2 if j in strided else 1, True), act))
             self.skips.append(list(skips))
             self.projections.append(
                 nn.ModuleDict({str(i): SkipProjection(widths[i], c_in) for i in skips})
@@ -135,7 +161,8 @@ class MacroNetwork(nn.Module):
         """
         return [self.stem, *self.ops]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every layer for input ``x`` (backbones of detection networks tap them)."""
         h = self.stem(x)
         outs: list[torch.Tensor] = []
         for op, skips, proj in zip(self.ops, self.skips, self.projections):
@@ -144,13 +171,17 @@ class MacroNetwork(nn.Module):
                 inp = inp + proj[str(i)](outs[i], h)
             h = op(inp)
             outs.append(h)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.layer_outputs(x)[-1]
         h = nn.functional.adaptive_avg_pool2d(nn.functional.relu(h), 1)
         return self.classifier(torch.flatten(h, 1))
 
 
 @SPACES.register("macro")
 class MacroSpace(SearchSpace):
-    """Macro space (ENAS-style): layer count, per-layer op and width, skip connections."""
+    """Macro space (ENAS-style): layer count, per-layer op, width and activation, skip connections."""
 
     name = "macro"
     small_build_kwargs = {"width_mult": 0.25}
@@ -163,6 +194,7 @@ class MacroSpace(SearchSpace):
         ops: Sequence[str] = MACRO_OPS,
         skips: bool = True,
         monotone_filters: bool = False,
+        activations: Sequence[str] = ("relu",),
     ) -> None:
         positive_int("min_layers", min_layers)
         positive_int("max_layers", max_layers)
@@ -183,11 +215,22 @@ class MacroSpace(SearchSpace):
                 f"unknown op(s) {allowed(unknown_ops)} for the macro space; registered: "
                 f"{allowed(sorted(OPS))}"
             )
+        if ops == ("none",):
+            raise ConfigError("ops must offer at least one op besides 'none': a network of 'none' "
+                              "layers never depends on its input")
+        activations = tuple(activations)
+        unknown_acts = [a for a in activations if a not in ACTIVATIONS]
+        if not activations or unknown_acts or len(set(activations)) != len(activations):
+            raise ConfigError(f"activations must be distinct names among {allowed(ACTIVATIONS)}, "
+                              f"got {allowed(activations)}")
         flag("skips", skips)
         flag("monotone_filters", monotone_filters)
         self.min_layers, self.max_layers = min_layers, max_layers
         self.filters, self.ops, self.skips = filters, ops, skips
         self.monotone_filters = monotone_filters
+        self.activations = activations
+        # Ops whose layer chooses an activation: those that have one to replace.
+        self.activated_ops = tuple(o for o in ops if has_activation(create_op(o, 4, 4, 1, True)))
         super().__init__()
 
     def reference_architecture(self) -> Architecture:
@@ -195,19 +238,28 @@ class MacroSpace(SearchSpace):
         3x3 convolutions, widths growing from the smallest to the largest filter count, no skips.
         """
         n = min(max(self.min_layers, 6), self.max_layers)
-        conv = next((o for o in ("nor_conv_3x3", "dwsep_conv_3x3") if o in self.ops), self.ops[0])
+        conv = next((o for o in ("nor_conv_3x3", "dwsep_conv_3x3") if o in self.ops),
+                    next(o for o in self.ops if o != "none"))
         widths = sorted(self.filters)
         values: dict[str, Value] = {"num_layers": n}
         for j in range(n):
             values[layer_op(j)] = conv
             values[layer_filters(j)] = widths[min(j * len(widths) // n, len(widths) - 1)]
-        return self.complete(values)  # skips take their first option: off
+        return self.complete(values)  # skips take their first option: off; activations the first
 
     def options(self) -> dict[str, Any]:
         """The constructor options of this space (JSON-able)."""
-        return {"min_layers": self.min_layers, "max_layers": self.max_layers,
-                "filters": list(self.filters), "ops": list(self.ops), "skips": self.skips,
-                "monotone_filters": self.monotone_filters}
+        out: dict[str, Any] = {
+            "min_layers": self.min_layers, "max_layers": self.max_layers,
+            "filters": list(self.filters), "ops": list(self.ops), "skips": self.skips,
+            "monotone_filters": self.monotone_filters}
+        if self.activations != ("relu",):  # absent by default: older checkpoints compare equal
+            out["activations"] = list(self.activations)
+        return out
+
+    @property
+    def _chooses_activation(self) -> bool:
+        return len(self.activations) > 1 and bool(self.activated_ops)
 
     def _declare(self) -> Sequence[Choice]:
         counts = tuple(range(self.min_layers, self.max_layers + 1))
@@ -217,20 +269,42 @@ class MacroSpace(SearchSpace):
             if j >= self.min_layers:
                 cond = (Condition("num_layers", tuple(n for n in counts if n > j)),)
             out.append(Choice(layer_op(j), self.ops, cond))
+            if self._chooses_activation:
+                out.append(Choice(layer_act(j), self.activations,
+                                  (*cond, Condition(layer_op(j), self.activated_ops))))
             out.append(Choice(layer_filters(j), self.filters, cond))
             if self.skips:
                 out += [Choice(layer_skip(j, i), (False, True), cond) for i in range(j - 1)]
         return out
 
-    def layers(self, arch: Mapping[str, Value]) -> list[tuple[str, int, list[int]]]:
-        """``(op, filters, skip sources)`` of each layer of ``arch``."""
+    def layers(self, arch: Mapping[str, Value]) -> list[tuple[str, int, list[int], str]]:
+        """``(op, filters, skip sources, activation)`` of each layer of ``arch``."""
         out = []
         for j in range(int(arch["num_layers"])):
             skips = [i for i in range(j - 1) if arch.get(layer_skip(j, i), False) is True]
-            out.append((str(arch[layer_op(j)]), int(arch[layer_filters(j)]), skips))
+            act = str(arch.get(layer_act(j), self.activations[0]))
+            out.append((str(arch[layer_op(j)]), int(arch[layer_filters(j)]), skips, act))
         return out
 
+    def _reach(self, arch: Mapping[str, Value]) -> tuple[list[bool], list[bool]]:
+        """Per layer: whether the input reaches its input (``fed``) and its output."""
+        fed: list[bool] = []
+        out: list[bool] = []
+        prev = True  # the stem's output
+        for op, _, skips, _ in self.layers(arch):
+            fed.append(prev or any(out[i] for i in skips))
+            prev = fed[-1] and op != "none"
+            out.append(prev)
+        return fed, out
+
     def _check(self, arch: Architecture) -> None:
+        fed, out = self._reach(arch)
+        if not out[-1]:
+            cut = [j for j in range(len(fed)) if fed[j] and arch[layer_op(j)] == "none"]
+            raise InvalidArchitectureError(
+                f"the output does not depend on the input: every path crosses a 'none' layer "
+                f"({', '.join(f'layer {j}' for j in cut)}); give one of them another op"
+            )
         if not self.monotone_filters:
             return
         widths = [int(arch[layer_filters(j)]) for j in range(int(arch["num_layers"]))]
@@ -242,34 +316,90 @@ class MacroSpace(SearchSpace):
                 )
 
     def _repair(self, arch: Architecture, rng: np.random.Generator | None) -> Architecture:
-        if not self.monotone_filters:
+        if self.monotone_filters:
+            # Sorting keeps the widths that were chosen (a mutation still changes the multiset).
+            keys = [layer_filters(j) for j in range(int(arch["num_layers"]))]
+            widths = sorted(int(arch[k]) for k in keys)
+            arch = arch.replace(**dict(zip(keys, widths)))
+        fed, out = self._reach(arch)
+        if out[-1]:
             return arch
-        # Sorting keeps the widths that were chosen (a mutation still changes the multiset).
-        keys = [layer_filters(j) for j in range(int(arch["num_layers"]))]
-        widths = sorted(int(arch[k]) for k in keys)
-        return arch.replace(**dict(zip(keys, widths)))
+        # Cut off: the last 'none' layer the input still reaches gets a live op. Each step removes
+        # one 'none', and once every reached 'none' is live the whole chain is, so this ends.
+        j = max(j for j in range(len(fed)) if fed[j] and arch[layer_op(j)] == "none")
+        live = [o for o in self.ops if o != "none"]
+        op = live[0] if rng is None else live[int(rng.integers(len(live)))]
+        values = dict(arch)
+        values[layer_op(j)] = op
+        return self._complete(values, rng)  # fills a new activation decision, repairs again
+
+    def mutate(self, arch: Architecture, rng: RngLike = None) -> Architecture:
+        """Change one decision (then repair); drawn again in the rare case repair undid it."""
+        gen = as_rng(rng)
+        child = super().mutate(arch, gen)
+        for _ in range(32):
+            if child != arch:
+                break
+            child = super().mutate(arch, gen)
+        return child
+
+    def neighbors(self, arch: Architecture) -> list[Architecture]:
+        """Architectures one decision away; those the change would cut off are left out (a repair
+        would make them differ in two decisions)."""
+        out: dict[Architecture, None] = {}
+        for d in self.active_decisions(arch):
+            for option in d.options:
+                if option == arch[d.name] and type(option) is type(arch[d.name]):
+                    continue
+                values = dict(arch)
+                values[d.name] = option
+                cand = self._complete(values, None)
+                # Decisions that appear or disappear with the change are fine; a repaired op is not.
+                repaired = [k for k in arch if k.endswith("/op") and k != d.name
+                            and k in cand and cand[k] != arch[k]]
+                if cand != arch and not repaired:
+                    out[cand] = None
+        return list(out)
 
     def size(self) -> int:
-        """Exact count; with ``monotone_filters`` the widths of ``n`` layers form a multiset."""
-        if not self.monotone_filters:
-            return super().size()
+        """Exact count of the connected architectures (see the module docstring)."""
         total = 0
         for n in range(self.min_layers, self.max_layers + 1):
-            skips = sum(max(j - 1, 0) for j in range(n)) if self.skips else 0
-            widths = math.comb(n + len(self.filters) - 1, n)
-            total += len(self.ops) ** n * widths * 2**skips
+            if self.monotone_filters:  # the widths of n layers form a multiset
+                widths = math.comb(n + len(self.filters) - 1, n)
+            else:
+                widths = len(self.filters) ** n
+            total += widths * self._connected_layouts(n)
         return total
 
+    def _connected_layouts(self, n: int) -> int:
+        """Ops, activations and skips of ``n`` layers that keep the output connected to the input.
+
+        Dynamic programming over the layers; the state is (how many of the layers that can feed a
+        skip into the current one are reached by the input, whether the previous layer is). A
+        layer is fed when the previous layer is reached or one reached skip source is on.
+        """
+        acts = len(self.activations) if self._chooses_activation else 1
+        live = sum(acts if o in self.activated_ops else 1 for o in self.ops if o != "none")
+        dead = 1 if "none" in self.ops else 0
+        states: dict[tuple[int, bool], int] = {(0, True): 1}
+        for j in range(n):
+            m = max(j - 1, 0) if self.skips else 0  # skip candidates 0..j-2
+            nxt: dict[tuple[int, bool], int] = {}
+            for (k, prev), count in states.items():
+                fed = 2**m if prev else 2**m - 2 ** (m - k)
+                k2 = k + int(self.skips and j >= 1 and prev)  # layer j-1: a candidate for j+1
+                for reached, ways in ((True, fed * live), (False, fed * dead + (2**m - fed) * (live + dead))):
+                    if ways:
+                        nxt[(k2, reached)] = nxt.get((k2, reached), 0) + count * ways
+            states = nxt
+        return sum(c for (_, reached), c in states.items() if reached)
+
     def is_degenerate(self, arch: Architecture) -> bool:
-        """Whether the output cannot depend on the input: a ``none`` layer cuts every path."""
+        """Whether the output cannot depend on the input: never, for a member of this space
+        (:meth:`validate` refuses such architectures)."""
         self.validate(arch)
-        dep: list[bool] = []
-        prev = True  # the stem's output
-        for op, _, skips in self.layers(arch):
-            feeds = prev or any(dep[i] for i in skips)
-            prev = feeds and op != "none"
-            dep.append(prev)
-        return not prev
+        return False
 
     def graph(self, arch: Architecture, part: str | None = None) -> dict[str, Any]:
         """A drawable chain: input, stem, one node per layer (op, width, stride), skips, output."""
@@ -282,8 +412,9 @@ class MacroSpace(SearchSpace):
         prev = "stem"
         layers = self.layers(arch)
         strided = reduction_positions(len(layers), 2)  # build()'s default reductions
-        for j, (op, filters, skips) in enumerate(layers):
-            label = f"{j}: {op} ({filters}{', stride 2' if j in strided else ''})"
+        for j, (op, filters, skips, act) in enumerate(layers):
+            extra = f", {act}" if layer_act(j) in arch else ""
+            label = f"{j}: {op} ({filters}{extra}{', stride 2' if j in strided else ''})"
             nodes.append({"id": f"L{j}", "label": label, "kind": "node"})
             edges.append({"src": prev, "dst": f"L{j}", "label": ""})
             edges += [{"src": f"L{i}", "dst": f"L{j}", "label": "", "kind": "skip"} for i in skips]
@@ -320,7 +451,7 @@ class MacroSpace(SearchSpace):
             return max(2, 2 * round(c * width_mult / 2))
 
         stem = scale(stem_channels if stem_channels is not None else min(self.filters))
-        layers = [(op, scale(f), skips) for op, f, skips in self.layers(arch)]
+        layers = [(op, scale(f), skips, act) for op, f, skips, act in self.layers(arch)]
         return MacroNetwork(layers, num_classes, in_channels, stem, reductions)
 
 
@@ -329,6 +460,7 @@ __all__ = [
     "MacroNetwork",
     "MacroSpace",
     "SkipProjection",
+    "layer_act",
     "layer_filters",
     "layer_op",
     "layer_skip",
