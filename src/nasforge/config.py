@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, file_error
 from nasforge.registry import EVALUATORS, PRUNERS, SCHEDULERS, SPACES, STRATEGIES, OptionSource
 from nasforge.trial import Constraint, Objective
 
@@ -309,8 +309,11 @@ def accepts(factory: Any, option: str, explicit: bool = False) -> bool:
 
 
 def parse_option(text: str) -> tuple[str, Any]:
-    """Parse ``key=value`` where value is YAML (``3``, ``0.1``, ``true``, ``[16, 32]``, ``name``)."""
+    """Parse ``key=value`` where value is YAML 1.2 (``3``, ``1e-3``, ``true``, ``[16, 32]``,
+    ``name``); types are checked later, against the option's declared type."""
     import yaml
+
+    from nasforge.utils.yamlio import load_yaml
 
     if "=" not in text:
         raise ConfigError(f"option {text!r} must look like key=value")
@@ -319,7 +322,7 @@ def parse_option(text: str) -> tuple[str, Any]:
     if not key.isidentifier():
         raise ConfigError(f"option name {key!r} (from {text!r}) is not a valid name")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -336,14 +339,21 @@ def default_storage_path(cfg: SearchConfig) -> Path:
 
 
 def load_yaml_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML settings file (a mapping of SearchConfig keys) with clear errors."""
+    """Read a YAML settings file (a mapping of SearchConfig keys) with clear errors; numbers
+    follow YAML 1.2 (``lr: 1e-3`` is a float)."""
     import yaml
+
+    from nasforge.utils.yamlio import load_yaml
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = load_yaml(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise file_error(exc, p, "read the config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text ({exc.reason})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
     if data is None:

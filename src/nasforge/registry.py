@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from nasforge.errors import ConfigError, unknown
+from nasforge.utils.coerce import coerce_options
 
 T = TypeVar("T")
 
@@ -146,6 +147,9 @@ class Registry(Generic[T]):
                 "the experiment itself; set it at the top level instead"
             )
         self._check_call(name, factory, args, fixed, options, where)
+        # Numbers written as text ("1e-3") become numbers; a value of the wrong kind is refused.
+        options = coerce_options(
+            factory, options, lambda k: f"{where.prefix(k)}option {k!r} of {self.kind} {name!r}")
         try:
             return factory(*args, **fixed, **options)
         except ConfigError as exc:

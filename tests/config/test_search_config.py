@@ -132,15 +132,15 @@ def test_option_errors_name_the_file_key_and_allowed_names(tmp_path) -> None:  #
                        r"space 'nb201': unknown option\(s\) 'foo'; allowed: none$"):
         _build({"space_options": {"foo": 1}}, {"space_options.foo": "--space-option"})
     # A value the factory itself refuses gets the same prefix.
-    with pytest.raises(ConfigError, match=r"^s.yaml: evaluator_options.epochs: epochs must be a "
-                       r"positive integer; got 'four'$"):
+    with pytest.raises(ConfigError, match=r"^s.yaml: evaluator_options.epochs: epochs must be an "
+                       r"integer; got 'four'$"):
         _build({"evaluator_options": {"epochs": "four", "train_subset": 10}},
                {"evaluator_options": "s.yaml"})
     with pytest.raises(ConfigError, match=r"^s.yaml: strategy_options.sample_size: sample_size "):
         _build({"strategy_options": {"sample_size": 99}}, {"strategy_options": "s.yaml"})
     # A value of the wrong type that trips the factory's code is a clear error, not a TypeError.
-    with pytest.raises(ConfigError, match=r"^s.yaml: strategy_options.population_size: bad value "
-                       r"for strategy 'rea'"):
+    with pytest.raises(ConfigError, match=r"^s.yaml: strategy_options.population_size: option "
+                       r"'population_size' of strategy 'rea' must be an integer; got 'abc'$"):
         _build({"strategy_options": {"population_size": "abc"}}, {"strategy_options": "s.yaml"})
     # Settings the experiment passes itself cannot be options.
     with pytest.raises(ConfigError, match="option 'seed' of strategy 'rea' is set by the experiment"):

@@ -35,6 +35,7 @@ from nasforge.supernet.checkpoint import (
     save_checkpoint,
     supernet_differences,
 )
+from nasforge.utils.coerce import coerce_fields
 from nasforge.utils.device import resolve_device
 from nasforge.utils.rng import derive_seed, rng_from_state, rng_state
 
@@ -70,6 +71,7 @@ class OneShotConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        coerce_fields(self)  # "1e-3" from --option is the number it reads as
         for name in ("epochs", "batch_size"):
             _check_int(name, getattr(self, name), 1)
         _check_int("checkpoint_every", self.checkpoint_every, 0)

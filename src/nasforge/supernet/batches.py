@@ -49,6 +49,14 @@ class EpochBatches:
         self.loader = BatchLoader(
             data, batch_size, shuffle=shuffle, augment=augment, seed=seed, device=device, drop_last=True
         )
+        full = len(self.loader)
+        if max_batches is not None and max_batches > full:
+            # min(full, max_batches) would quietly train fewer steps than were asked for.
+            raise ConfigError(
+                f"steps_per_epoch={max_batches} but the {name} split has only {full} full "
+                f"batch(es) of {batch_size} ({len(data)} samples; the last partial batch is "
+                "dropped); lower steps_per_epoch or use more data (a larger --subset)"
+            )
         self.seed = int(seed)
         self.name = name
         self.max_batches = max_batches

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nasforge.errors import ConfigError
+from nasforge.utils.coerce import coerce_fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "constant")
@@ -38,6 +39,7 @@ class TrainConfig:
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
+        coerce_fields(self)  # "1e-3" from a file or flag is the number it reads as
         self.optimizer = self.optimizer.lower()
         self.scheduler = self.scheduler.lower()
         if self.optimizer not in OPTIMIZERS:
