@@ -4,8 +4,10 @@
   (``rankN.json``, readable by :func:`load_arch_file` and ``nasforge train``), in the space's human
   form (``rankN.txt``) and as a small Python script that rebuilds the network (``rankN.py``).
 * The final training of one of them (:func:`retrain`), its checkpoint (:func:`load_checkpoint`),
-  ONNX export and the architecture files themselves live in :mod:`nasforge.train`; they are
-  re-exported here, so ``from nasforge.export import retrain`` keeps working.
+  ONNX export, the deployable wrapper (:class:`Deployable`: input in [0, 1], normalization
+  inside; :class:`ModelCard`: the metadata) and the architecture files themselves live in
+  :mod:`nasforge.train`; they are re-exported here, so ``from nasforge.export import retrain``
+  keeps working.
 
 Every step logs through ``logging.getLogger("nasforge.export")``; nothing is printed.
 """
@@ -23,6 +25,7 @@ from typing import Any
 from nasforge.errors import ConfigError
 from nasforge.train.archfile import ARCH_FORMAT, ArchFile, arch_file_from_dict, load_arch_file
 from nasforge.train.config import TrainConfig
+from nasforge.train.deployable import Deployable, InputSpec, ModelCard, input_spec_from_training
 from nasforge.train.retraining import (
     CHECKPOINT_FORMAT,
     DATA_KEYS,
@@ -49,19 +52,36 @@ def _py_call_args(options: Mapping[str, Any]) -> str:
 
 
 def build_script(af: ArchFile, title: str) -> str:
-    """Source of a stand-alone script that rebuilds ``af``'s network with nasforge."""
+    """Source of a stand-alone script that rebuilds ``af``'s network with nasforge.
+
+    When the dataset is a named one, ``model`` is a :class:`~nasforge.train.Deployable`: it takes
+    images scaled to [0, 1] in the dataset's stored shape, with the training input steps (shape
+    adaptation, normalization) inside, like the ``model.pt``/``model.onnx`` of ``nasforge train``;
+    the bare network is ``network``.
+    """
     space_args = _py_call_args(af.space_options)
     build_args = _py_call_args({"num_classes": af.num_classes, "in_channels": af.in_channels,
                                 **af.build_kwargs})
     text = af.space().to_string(af.arch)
+    spec = input_spec_from_training(af.dataset, af.training)
+    if spec is None:
+        wrap, takes = "model = network\n", "the network's own input"
+    else:
+        wrap = f"model = Deployable(network, InputSpec.from_dict({spec.to_dict()!r}))\n"
+        takes = (f"{af.dataset} images of shape {list(spec.shape)} (C, H, W) scaled to "
+                 "[0, 1], normalization inside")
     return (
         f'"""{title}\n\nRun it to print the network\'s size; import it to use ``model`` '
         '(a plain torch.nn.Module\nwith freshly initialized weights: train it, e.g. with '
-        '`nasforge train` on the JSON file beside this one).\n"""\n\n'
-        "import nasforge\n\n"
+        '`nasforge train` on the JSON file beside this one).\n'
+        f"``model`` takes {takes}.\n" + '"""\n\n'
+        "import nasforge\n"
+        + ("" if spec is None else "from nasforge.train import Deployable, InputSpec\n")
+        + "\n"
         f"space = nasforge.create_space({af.space_name!r}{', ' + space_args if space_args else ''})\n"
         f"arch = space.from_string({text!r})\n"
-        f"model = space.build(arch, {build_args})\n\n"
+        f"network = space.build(arch, {build_args})\n"
+        + wrap + "\n"
         'if __name__ == "__main__":\n'
         "    params = sum(p.numel() for p in model.parameters())\n"
         "    print(space.to_string(arch))\n"
@@ -166,7 +186,10 @@ __all__ = [
     "ARCH_FORMAT",
     "CHECKPOINT_FORMAT",
     "ArchFile",
+    "Deployable",
     "ExportedArch",
+    "InputSpec",
+    "ModelCard",
     "RetrainResult",
     "arch_file_from_dict",
     "build_script",

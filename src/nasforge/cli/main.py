@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "export",
     "train",
+    "predict",
 )
 
 

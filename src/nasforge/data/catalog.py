@@ -18,7 +18,8 @@ class DatasetInfo:
 
     ``input_shape`` is ``(channels, height, width)`` of one image as stored; ``mean``/``std`` are
     the per-channel statistics of the training images scaled to [0, 1] (None: do not normalize);
-    ``augment`` names the default training augmentation (``"crop_flip"`` or ``"none"``).
+    ``augment`` names the default training augmentation (``"crop_flip"`` or ``"none"``);
+    ``classes`` names the classes in label order (None: unknown), for predictions people can read.
     """
 
     name: str
@@ -27,6 +28,7 @@ class DatasetInfo:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     augment: str = "none"
+    classes: tuple[str, ...] | None = None
 
     @property
     def in_channels(self) -> int:
@@ -56,6 +58,27 @@ class DatasetSpec:
     apt_package: str | None = None
 
 
+# Class names in label order, as published with each dataset (Fashion-MNIST's README, the CIFAR
+# page's batches.meta / meta files).
+_FMNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                    "ship", "truck")
+_CIFAR100_CLASSES = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar",
+    "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile",
+    "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster",
+    "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster",
+    "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange",
+    "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy",
+    "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal",
+    "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar",
+    "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
+    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman",
+    "worm",
+)
+
 _FMNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 # yann.lecun.com is MNIST's official home but often refuses downloads; PyTorch's mirror holds the
 # byte-identical files (the checksum check makes the source irrelevant).
@@ -75,7 +98,8 @@ def _idx_files(md5s: dict[str, str], bases: tuple[str, ...]) -> dict[str, tuple[
 DATASETS: dict[str, DatasetSpec] = {
     "fashion_mnist": DatasetSpec(
         # mean/std of the 60,000 training images (Xiao et al., 2017, Fashion-MNIST).
-        info=DatasetInfo("fashion_mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), "none"),
+        info=DatasetInfo("fashion_mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), "none",
+                         _FMNIST_CLASSES),
         fmt="idx",
         files=_idx_files(
             {
@@ -91,7 +115,8 @@ DATASETS: dict[str, DatasetSpec] = {
         apt_package="dataset-fashion-mnist",
     ),
     "mnist": DatasetSpec(
-        info=DatasetInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,), "none"),
+        info=DatasetInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,), "none",
+                         tuple(str(d) for d in range(10))),
         fmt="idx",
         files=_idx_files(
             {
@@ -113,6 +138,7 @@ DATASETS: dict[str, DatasetSpec] = {
             tuple(x / 255 for x in (125.3, 123.0, 113.9)),
             tuple(x / 255 for x in (63.0, 62.1, 66.7)),
             "crop_flip",
+            _CIFAR10_CLASSES,
         ),
         fmt="cifar",
         files={
@@ -140,6 +166,7 @@ DATASETS: dict[str, DatasetSpec] = {
             tuple(x / 255 for x in (129.3, 124.1, 112.4)),
             tuple(x / 255 for x in (68.2, 65.4, 70.4)),
             "crop_flip",
+            _CIFAR100_CLASSES,
         ),
         fmt="cifar",
         files={

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from nasforge.errors import ConfigError
 
@@ -84,20 +85,34 @@ def augment(
     return x
 
 
-class Normalize:
-    """``(x - mean) / std`` per channel, with the statistics kept on the batch's device."""
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, with the statistics kept on the batch's device.
+
+    A module, so the same normalization the loaders apply in training can sit inside a deployed
+    model (:class:`nasforge.train.Deployable`): the exported graph then takes pixels in [0, 1].
+    The statistics are non-persistent buffers: they move with ``.to()`` but stay out of
+    ``state_dict`` (the metadata beside the weights records them).
+    """
+
+    mean: torch.Tensor
+    inv_std: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
-        self.inv_std = 1.0 / torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
-        self.shift = -self.mean * self.inv_std
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+        self.register_buffer("inv_std",
+                             1.0 / torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+        self.register_buffer("shift", -self.mean * self.inv_std, persistent=False)
 
     def _to(self, device: torch.device) -> None:
         if self.mean.device != device:
-            self.mean, self.inv_std = self.mean.to(device), self.inv_std.to(device)
-            self.shift = self.shift.to(device)
+            self.to(device)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize float images."""
         self._to(x.device)
         return (x - self.mean) * self.inv_std
 

@@ -4,8 +4,12 @@
 ``nasforge export`` writes it) from scratch with :class:`~nasforge.train.Trainer`, on the data
 and with the recipe the search's training evaluator used, scores the test split and saves a
 checkpoint (weights, architecture, metrics, learning curve) plus, when ``onnx`` is installed, an
-ONNX file checked against the PyTorch model with ``onnxruntime``. :func:`load_checkpoint`
-rebuilds the trained ``torch.nn.Module``. ``nasforge train`` runs it from the command line.
+ONNX file checked against the PyTorch model with ``onnxruntime``. Both are self-contained: the
+model takes images scaled to [0, 1] (the training normalization is inside it, see
+:class:`~nasforge.train.deployable.Deployable`) and records its input shape, normalization, class
+names, dataset and metrics (:class:`~nasforge.train.deployable.ModelCard`; in ONNX
+``metadata_props``). :func:`load_checkpoint` rebuilds the trained ``torch.nn.Module``.
+``nasforge train`` runs it from the command line.
 
 Every step logs through ``logging.getLogger("nasforge.export")`` (the logger of the export and
 retraining steps, as before this module moved here from :mod:`nasforge.export`); nothing is
@@ -32,6 +36,7 @@ from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
 from nasforge.train.archfile import ArchFile, arch_file_from_dict, load_arch_file
 from nasforge.train.config import TrainConfig
+from nasforge.train.deployable import Deployable, InputSpec, ModelCard, input_spec_from_training
 from nasforge.train.evaluate import as_logits, evaluate_model
 from nasforge.train.trainer import EpochStats, Trainer
 from nasforge.utils.device import resolve_device
@@ -39,8 +44,10 @@ from nasforge.utils.rng import derive_seed
 
 log = logging.getLogger("nasforge.export")
 
-#: Format tag written into checkpoints, so later versions can read old ones.
-CHECKPOINT_FORMAT = "nasforge-checkpoint/1"
+#: Format tag written into checkpoints, so later versions can read old ones (``/2`` adds the
+#: ``"deploy"`` model card; ``/1`` checkpoints are still read).
+CHECKPOINT_FORMAT = "nasforge-checkpoint/2"
+_READABLE_FORMATS = ("nasforge-checkpoint/1", CHECKPOINT_FORMAT)
 
 #: Options of the search's training evaluator that describe *how* to feed data, which a final
 #: training keeps (with the :class:`TrainConfig` fields; subset sizes and epochs are search-time
@@ -115,6 +122,16 @@ class _Recipe:
             raise ConfigError(f"space {space.name!r} built a {type(model).__name__}, not a torch Module")
         return model
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """The input of the trained model as people have it: stored images scaled to [0, 1]."""
+        return InputSpec.for_dataset(self.dataset, image_size=self.image_size,
+                                     channels=self.channels, resize_mode=self.resize_mode)
+
+    def raw_batch(self, data: Any, n: int) -> torch.Tensor:
+        """The first ``n`` images of ``data`` as a deployed model takes them: [0, 1], stored shape."""
+        return next(iter(BatchLoader(data, n, normalize=False)))[0]
+
     def loader(self, data: Any, batch: int, train: bool, seed: int, device: str) -> BatchLoader:
         """A batch loader over ``data`` (augmented when ``train``)."""
         return BatchLoader(data, batch, shuffle=train, augment=self.augment if train else "none",
@@ -153,8 +170,12 @@ def _onnx_available() -> str | None:
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path,
-                check: bool = True, atol: float = 1e-4) -> dict[str, float]:
+                check: bool = True, atol: float = 1e-4,
+                metadata: Mapping[str, str] | None = None) -> dict[str, float]:
     """Save ``model`` (on CPU, eval mode) as ONNX with a dynamic batch dimension.
+
+    ``metadata`` is written into the file's ``metadata_props`` (e.g.
+    :meth:`ModelCard.to_metadata`: input shape, normalization, class names, dataset, metrics).
 
     Uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs only the ``onnx``
     package; when it is unavailable (newer PyTorch), the dynamo exporter (needs ``onnxscript``).
@@ -180,6 +201,14 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path,
             torch.onnx.export(model, (example,), str(p), dynamo=True,
                               input_names=["input"], output_names=["logits"],
                               dynamic_shapes=({0: torch.export.Dim("batch")},))
+    if metadata:
+        import onnx
+
+        proto = onnx.load(str(p))
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = str(key), str(value)
+        onnx.save(proto, str(p))
     if not check:
         return {}
     import numpy as np
@@ -221,7 +250,9 @@ def retrain(
     ``val_size`` held out for validation (the search may have used subsets), and the official
     test split is scored at the end (``test_accuracy``). Files written: ``model.pt`` (see
     :func:`load_checkpoint`), ``arch.json``, ``metrics.json`` and, when onnx and onnxruntime are
-    installed and ``onnx`` is True, ``model.onnx``. ``on_epoch(stats)`` sees every epoch.
+    installed and ``onnx`` is True, ``model.onnx``. Both models take images scaled to [0, 1] in
+    the dataset's stored shape (normalization inside) and record a
+    :class:`~nasforge.train.deployable.ModelCard`. ``on_epoch(stats)`` sees every epoch.
     """
     af = arch if isinstance(arch, ArchFile) else load_arch_file(arch)
     space = af.space()
@@ -287,10 +318,13 @@ def retrain(
         extra={"trained_from": af.extra.get("source"), "trial": af.extra.get("trial")},
     )
     curve = [s.to_dict() for s in fit.curve]
+    card = ModelCard.for_dataset(recipe.input_spec, name, metrics=dict(trained.metrics),
+                                 arch=space.to_string(af.arch), space=space.name)
     checkpoint = out / "model.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "arch": trained.to_dict(),
                 "metrics": metrics, "curve": curve, "train_config": cfg.to_dict(),
-                "input_shape": list(recipe.input_shape), "seed": seed}, checkpoint)
+                "input_shape": list(recipe.input_shape), "deploy": card.to_dict(),
+                "seed": seed}, checkpoint)
     trained.save(out / "arch.json")
 
     onnx_path: Path | None = None
@@ -298,9 +332,11 @@ def retrain(
     if skipped is None:
         skipped = _onnx_available()
     if skipped is None:
-        example = next(iter(loader(splits.val, 8, False)))[0]
+        # The exported graph takes what users have (pixels in [0, 1]): normalization inside.
+        example = recipe.raw_batch(splits.test if splits.test is not None else splits.val, 8)
         try:
-            metrics.update(export_onnx(model, example, out / "model.onnx"))
+            metrics.update(export_onnx(Deployable(model, recipe.input_spec), example,
+                                       out / "model.onnx", metadata=card.to_metadata()))
             onnx_path = out / "model.onnx"
         except (NasforgeError, RuntimeError, TypeError, ValueError) as exc:
             skipped = f"ONNX export failed: {exc}"
@@ -322,21 +358,30 @@ def _json_number(obj: Any) -> Any:
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the trained network saved by :func:`retrain`; returns ``(model, checkpoint)``.
 
-    The model is in eval mode on ``device``; ``checkpoint`` holds ``arch``, ``metrics``,
-    ``curve`` and ``train_config``. Loading uses ``torch.load(weights_only=True)``: a checkpoint
-    cannot run code.
+    The model is in eval mode on ``device`` and takes images scaled to [0, 1] in the dataset's
+    stored shape: a :class:`~nasforge.train.deployable.Deployable` (normalization inside; the
+    bare network is ``model.network``) whenever the dataset is known, else the bare network.
+    ``checkpoint`` holds ``arch``, ``metrics``, ``curve``, ``train_config`` and ``deploy`` (the
+    :class:`~nasforge.train.deployable.ModelCard` as a dict). Loading uses
+    ``torch.load(weights_only=True)``: a checkpoint cannot run code.
     """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"checkpoint {str(p)!r} does not exist")
     ckpt = torch.load(p, map_location=device, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in _READABLE_FORMATS:
         raise ConfigError(f"{str(p)!r} is not a nasforge checkpoint (format "
                           f"{ckpt.get('format') if isinstance(ckpt, dict) else None!r}, "
-                          f"expected {CHECKPOINT_FORMAT!r})")
+                          f"expected one of {', '.join(map(repr, _READABLE_FORMATS))})")
     af = arch_file_from_dict(ckpt["arch"], str(p))
     model = af.build()
     model.load_state_dict(ckpt["state_dict"])
+    if "deploy" in ckpt:
+        spec: InputSpec | None = ModelCard.from_dict(ckpt["deploy"]).input
+    else:  # a /1 checkpoint: its input follows from the dataset and data options it recorded
+        spec = input_spec_from_training(af.dataset, af.training)
+    if spec is not None:
+        model = Deployable(model, spec)
     return model.to(device).eval(), ckpt
 
 
