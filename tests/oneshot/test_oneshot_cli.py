@@ -50,10 +50,15 @@ def test_resume_and_human_output(fashion_mnist_dir: Path, tmp_path: Path,
     # Resuming a finished run trains nothing more and gives the same answer.
     again = _run(capsys, *args, "--resume")
     assert again["arch_string"] == first["arch_string"] and again["history"] == first["history"]
-    assert main(["oneshot", *args]) == 0
+    # Without --resume or --overwrite the finished checkpoint is refused, untouched.
+    before = ckpt.read_bytes()
+    assert main(["oneshot", *args]) == 2
+    assert "already exists; add --resume" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before
+    assert main(["oneshot", *args, "--overwrite"]) == 0
     assert "chosen architecture" in capsys.readouterr().err
     # A wrong table path fails before any training.
-    assert main(["oneshot", *args, "--nb201", str(tmp_path / "nowhere")]) == 2
+    assert main(["oneshot", *args, "--resume", "--nb201", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "NAS-Bench-201 data not found" in err and "epoch 1/1" not in err
 
@@ -126,3 +131,19 @@ def test_bad_flags_give_one_clear_error(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         main(["oneshot", "--help"])
     assert "--method" in capsys.readouterr().out
+
+
+def test_existing_checkpoint_needs_resume_or_overwrite(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before any data is read or training starts, and the file is left as it was."""
+    ckpt = tmp_path / "done.pt"
+    ckpt.write_bytes(b"hours of supernet training")
+    args = ["oneshot", "--method", "darts", "--data", str(tmp_path / "nodata"), *TINY,
+            "--checkpoint", str(ckpt)]
+    assert main(args) == 2
+    assert "already exists; add --resume to continue it or --overwrite" in capsys.readouterr().err
+    assert main([*args, "--resume", "--overwrite"]) == 2
+    assert "give one" in capsys.readouterr().err
+    assert main(["oneshot", "--method", "darts", *TINY, "--overwrite"]) == 2
+    assert "--overwrite needs --checkpoint" in capsys.readouterr().err
+    assert ckpt.read_bytes() == b"hours of supernet training"

@@ -68,6 +68,9 @@ def register(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--checkpoint", metavar="PATH", help="save the search state here after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if --checkpoint exists, replacing it (without this or "
+                   "--resume an existing checkpoint is refused)")
     p.add_argument("--nb201", metavar="PATH", help="NAS-Bench-201 table (directory or CSV) for the lookup")
     p.add_argument("--rank", type=int, metavar="N",
                    help="after training, score N architectures with the supernet's weights (BatchNorm "
@@ -192,6 +195,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     if args.resume and not args.checkpoint:
         raise ConfigError("--resume needs --checkpoint PATH")
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the checkpoint and --overwrite replaces it; give one")
+    if args.overwrite and not args.checkpoint:
+        raise ConfigError("--overwrite needs --checkpoint PATH")
+    if args.checkpoint and Path(args.checkpoint).exists() and not (args.resume or args.overwrite):
+        # It may hold hours of supernet training: never replace it by accident.
+        raise ConfigError(
+            f"checkpoint {args.checkpoint!r} already exists; add --resume to continue it or "
+            "--overwrite to start afresh and replace it"
+        )
     if args.rank is None and (args.top_k is not None or args.rank_out is not None):
         raise ConfigError("--top-k and --rank-out need --rank N (how many architectures to score)")
     if args.method == "ofa" and args.space != "elastic":
