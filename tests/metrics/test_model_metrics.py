@@ -70,7 +70,7 @@ def test_flops_by_hand_for_strided_grouped_and_pointwise_convs() -> None:
 
 def test_latency_reports_conditions() -> None:
     m = convnet()
-    lat = measure_latency(m, (3, 32, 32), batch_size=2, warmup=1, repeats=5)
+    lat = measure_latency(m, (3, 32, 32), batch_size=2, warmup=1, repeats=5, max_repeats=5)
     assert 0 < lat.min_ms <= lat.median_ms <= lat.p90_ms
     assert lat.batch_size == 2 and lat.device == "cpu" and lat.threads == 1 and lat.repeats == 5
     assert lat.precision == "float32" and lat.channels_last is False  # the CPU default
@@ -91,7 +91,7 @@ def test_precision_and_memory_format_are_applied_reported_and_undone() -> None:
                      conv.weight.is_contiguous(memory_format=torch.channels_last)))
 
     conv.register_forward_hook(spy)
-    lat = measure_latency(m, (3, 32, 32), batch_size=2, warmup=0, repeats=1,
+    lat = measure_latency(m, (3, 32, 32), batch_size=2, warmup=0, repeats=1, max_repeats=1,
                           precision="bfloat16", channels_last=True)
     assert lat.precision == "bfloat16" and lat.channels_last is True
     assert seen == [(torch.bfloat16, True, True)]  # conv ran in bf16 on NHWC input and weights
@@ -101,7 +101,7 @@ def test_precision_and_memory_format_are_applied_reported_and_undone() -> None:
     # asked, and stays channels_last afterwards
     m.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     seen.clear()
-    measure_latency(m, (3, 32, 32), batch_size=2, warmup=0, repeats=1)
+    measure_latency(m, (3, 32, 32), batch_size=2, warmup=0, repeats=1, max_repeats=1)
     assert seen == [(torch.float32, False, False)]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
