@@ -6,7 +6,10 @@ bookkeeping, events, snapshots) is what limits how fast a strategy can be benchm
 * ``bare``: the irreducible work, ``strategy.ask() -> evaluator.evaluate() -> strategy.tell()`` in
   a plain Python loop (no Experiment);
 * ``memory``: ``Experiment`` with MemoryStorage and the inline executor;
-* ``sqlite``: ``Experiment`` with an SQLite file (WAL, synchronous=NORMAL), inline executor.
+* ``sqlite``: ``Experiment`` with an SQLite file (WAL, synchronous=NORMAL), inline executor;
+* ``sqlite_full``: the same with ``durability="full"`` (synchronous=FULL: an fsync per commit, so
+  told trials survive a power loss); its cost per trial is the paired difference to ``sqlite``:
+  ``--cases sqlite,sqlite_full``.
 
 The cases are a list (``CASES``); each repeat runs every case once, the order rotating from
 repeat to repeat, after one warm-up round (``benchmarks/_measure.py``). Each case is reported as
@@ -152,6 +155,8 @@ CASES: list[Case] = [
     Case("bare", "bare ask/evaluate/tell", run_bare),
     Case("memory", "Experiment, MemoryStorage", lambda s: run_experiment(s, MemoryStorage())),
     Case("sqlite", "Experiment, SQLiteStorage", lambda s: run_experiment(s, SQLiteStorage(fresh_db(s)))),
+    Case("sqlite_full", "Experiment, SQLite full",
+         lambda s: run_experiment(s, SQLiteStorage(fresh_db(s), durability="full"))),
 ]
 
 

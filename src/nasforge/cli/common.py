@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from nasforge.errors import file_error
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -47,8 +49,12 @@ def write_json(data: Any, target: str | None) -> None:
     if target in (None, "-"):
         sys.stdout.write(text + "\n")
     else:
-        Path(str(target)).parent.mkdir(parents=True, exist_ok=True)
-        Path(str(target)).write_text(text + "\n")
+        path = Path(str(target))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n")
+        except OSError as exc:  # a full disk, no permission: one line naming the file
+            raise file_error(exc, path) from None
 
 
 def fmt_metric(value: float) -> str:

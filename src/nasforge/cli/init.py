@@ -113,6 +113,9 @@ seed: 0
 # SQLite file for the trials (null = runs/<space>-<strategy>-<evaluator>-seed<seed>.db).
 # Running the same command again resumes the search stored there.
 storage: runs/{stem}.db
+# What a stored trial survives: normal (a crash of the process) or full (also a power loss;
+# SQLite synchronous=FULL, an fsync per commit).
+durability: normal
 # Where trials run: inline (this process), process (a local process pool) or ray (a Ray
 # cluster; see docs/ray.md); null = inline for one worker, a process pool for more.
 executor: null

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, file_error
 
 # Subcommand modules under nasforge.cli, in the order `nasforge --help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -63,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nasforge: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # A file that cannot be read or written (a directory without permission, a full disk)
+        # anywhere in a command: the file and the cause, not a traceback.
+        print(f"nasforge: error: {file_error(exc, action='use')}", file=sys.stderr)
+        return 2
     return code
 
 

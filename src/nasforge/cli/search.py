@@ -281,7 +281,19 @@ def run(args: argparse.Namespace) -> int:
             print_final_stage(summary["final_stage"], exp.objective.metric, emit)
     if args.json:
         write_json(summary, args.json)
+    if summary["best"] is None:
+        # Said even with --quiet: an exit status of 1 with no word would leave the user guessing.
+        failed = [t for t in exp.trials if t.error]
+        reason = f"; the last error: {last_line(failed[-1].error)}" if failed else ""
+        console.print(f"nasforge: no trial finished successfully{reason}; see `nasforge show "
+                      f"{storage_path} --errors`", soft_wrap=True, markup=False, highlight=False)
     return 0 if summary["best"] is not None else 1
+
+
+def last_line(error: str | None) -> str:
+    """The line of a stored traceback that says what went wrong (its last non-empty one)."""
+    lines = [ln.strip() for ln in (error or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else "unknown"
 
 
 def _print_summary(exp: Experiment, summary: dict[str, Any], emit: Callable[..., None]) -> None:
@@ -289,9 +301,7 @@ def _print_summary(exp: Experiment, summary: dict[str, Any], emit: Callable[...,
     emit(f"{summary['trials']} trials ({status}) in {summary['elapsed_seconds']:.1f} s; "
          f"stored in {summary['storage']}")
     if summary["best"] is None:
-        console.print("[red]no trial finished successfully[/red]; see `nasforge show "
-                      f"{summary['storage']} --errors` for the errors")
-        return
+        return  # run() says why, also under --quiet
     present = {k for r in summary["top"] for k in r["metrics"]}
     # The objectives first, then the usual size/speed metrics; the rest is in --json and `show`.
     wanted = [o.metric for o in exp.objectives] + ["test_accuracy", "params", "flops", "latency_ms"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, file_error
 
 # IDX type code -> numpy dtype string (multi-byte types are big-endian).
 _TYPES: dict[int, str] = {
@@ -20,12 +20,18 @@ _TYPES: dict[int, str] = {
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """The array stored in an IDX file (``.gz`` files are decompressed on the fly)."""
-    if path.suffix == ".gz":
-        with gzip.open(path, "rb") as fh:
-            raw = fh.read()
-    else:
-        raw = path.read_bytes()
+    """The array stored in an IDX file (``.gz`` files are decompressed on the fly).
+
+    A file cut short (an interrupted download) or unreadable is a FileAccessError naming it.
+    """
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; a cut stream, EOFError
+        raise file_error(exc, path, "read the dataset file") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES:
         raise ConfigError(f"{path} is not an IDX file (bad magic number {raw[:4]!r})")
     ndim = raw[3]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasforge.errors import ConfigError, NasforgeError
+from nasforge.errors import ConfigError, NasforgeError, file_error
 from nasforge.report import curves, plots
 from nasforge.report.stored import StoredExperiment, load_experiment
 from nasforge.trial import Trial
@@ -215,7 +215,10 @@ class _Assets:
 
     def __init__(self, out: Path) -> None:
         self.dir = out.with_name(out.stem + "_files")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise file_error(exc, self.dir, "create the report's image directory") from None
         self.images: list[Path] = []
         self.skipped: dict[str, str] = {}
 
@@ -232,11 +235,21 @@ class _Assets:
         return path
 
 
+def _write(target: Path, text: str) -> None:
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise file_error(exc, target, "write the report") from None
+
+
 def _out_path(out: str | Path | None, default: str) -> Path:
     p = Path(out) if out is not None else Path(default)
     if p.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"the report file must end in .html, got {str(p)!r}")
-    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise file_error(exc, p.parent, "create the report directory") from None
     return p
 
 
@@ -515,7 +528,7 @@ def write_report(db: str | Path, out: str | Path | None = None, *, top: int = 5,
     heading = title or f"nasforge report: {exp.path.name}"
     sub = (f"{exp.space_name} space, {exp.strategy or 'unknown'} strategy, "
            f"{exp.evaluator or 'unknown'} evaluator; {len(exp.trials)} trial(s) in {exp.path}")
-    target.write_text(page(heading, sub, sections), encoding="utf-8")
+    _write(target, page(heading, sub, sections))
     log.info("report written to %s (%d image(s))", target, len(assets.images))
     return ReportFiles(target, assets.images, assets.skipped)
 
@@ -601,7 +614,7 @@ def write_bench_report(results: str | Path | Mapping[str, Any], out: str | Path 
     heading = title or "nasforge benchmark report"
     sub = (f"{proto.get('benchmark', '?')} {proto.get('dataset', '')}: "
            f"{', '.join(runs)}; from {source}")
-    target.write_text(page(heading, sub, sections), encoding="utf-8")
+    _write(target, page(heading, sub, sections))
     return ReportFiles(target, assets.images, assets.skipped)
 
 
