@@ -36,15 +36,16 @@ def tiny_elastic_space() -> ElasticSpace:
                         stages=[StageSpec(8, 2, "relu", True), StageSpec(16, 2, "hswish", False)])
 
 
-def tiny_supernet(space_name: str, seed: int = 0) -> tuple[nasforge.SearchSpace, Supernet]:
-    """(space, supernet) of a tiny network of ``space_name`` (nb201, darts or elastic)."""
+def tiny_supernet(space_name: str, seed: int = 0, **overrides: Any) -> tuple[nasforge.SearchSpace, Supernet]:
+    """(space, supernet) of a tiny network of ``space_name`` (nb201, darts or elastic);
+    ``overrides`` change its build options."""
     if space_name == "elastic":
         space: nasforge.SearchSpace = tiny_elastic_space()
         kwargs = ELASTIC_TINY
     else:
         space = nasforge.create_space(space_name)
         kwargs = NB201_TINY if space_name == "nb201" else DARTS_TINY
-    return space, seeded_supernet(space, seed, **kwargs)
+    return space, seeded_supernet(space, seed, **{**kwargs, **overrides})
 
 
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:

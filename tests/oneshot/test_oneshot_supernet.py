@@ -11,11 +11,14 @@ from nasforge.errors import ConfigError, InvalidArchitectureError
 from nasforge.oneshot import MixedOp, Supernet, gumbel_hard, supernet_spaces
 from nasforge.oneshot.supernets.darts import edge_key
 from nasforge.spaces.darts import DartsSpace
+from nasforge.supernet.darts import PoolBN
 
 
-@pytest.mark.parametrize("space_name", ["nb201", "darts"])
-def test_one_hot_weights_and_single_path_compute_the_derived_network(space_name: str) -> None:
-    space, net = tiny_supernet(space_name)
+@pytest.mark.parametrize(("space_name", "options"), [("nb201", {}), ("darts", {"faithful": False})])
+def test_one_hot_weights_and_single_path_compute_the_derived_network(
+    space_name: str, options: dict[str, bool]
+) -> None:
+    space, net = tiny_supernet(space_name, **options)
     net = net.double()
     randomize_batchnorm(net)
     size = 12 if space_name == "nb201" else 16
@@ -208,3 +211,41 @@ def test_mixed_op_needs_a_selection() -> None:
     op = MixedOp("edge", {"skip_connect": torch.nn.Identity()})
     with pytest.raises(ConfigError, match="no selection"):
         op(torch.zeros(1))
+
+
+def test_faithful_darts_supernet_is_the_original_search_network() -> None:
+    space = nasforge.create_space("darts")
+    # Liu et al.'s search network (C=16, 8 cells) has 1,930,618 weights in the published code.
+    counts = {f: sum(p.numel() for p in space.supernet(faithful=f).weight_parameters())
+              for f in (True, False)}
+    assert counts == {True: 1_930_618, False: 1_930_618 + 1_280}
+    _, net = tiny_supernet("darts")
+    cell = net.net.cells[0]  # type: ignore[index]
+    assert not cell.pre0[2].affine and not cell.pre1[2].affine
+    pools = [op.candidates[name] for op in net.mixed_ops() for name in op.names if "pool" in name]
+    assert pools and all(isinstance(p, PoolBN) and not p[1].affine for p in pools)
+    _, affine = tiny_supernet("darts", affine=True)
+    assert affine.net.cells[0].pre1[2].affine  # type: ignore[index]
+    assert net.describe()["kwargs"]["faithful"] is True
+    with pytest.raises(ConfigError, match="faithful must be True or False, got 'yes'"):
+        space.supernet(C=4, layers=3, faithful="yes")
+
+
+def test_faithful_darts_paths_without_pooling_compute_the_derived_network() -> None:
+    space, net = tiny_supernet("darts")
+    net = net.double()
+    randomize_batchnorm(net)
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    no_pool = space.from_string(
+        "Genotype(normal=[('sep_conv_3x3', 0), ('dil_conv_3x3', 1), ('skip_connect', 0), "
+        "('sep_conv_5x5', 2), ('dil_conv_5x5', 1), ('sep_conv_3x3', 3), ('skip_connect', 2), "
+        "('sep_conv_3x3', 4)], normal_concat=[2, 3, 4, 5], reduce=[('sep_conv_5x5', 0), "
+        "('skip_connect', 1), ('dil_conv_3x3', 0), ('sep_conv_3x3', 2), ('skip_connect', 2), "
+        "('dil_conv_5x5', 3), ('sep_conv_3x3', 0), ('skip_connect', 4)], reduce_concat=[2, 3, 4, 5])"
+    )
+    with_pool = space.from_string("DARTS_V1")  # max_pool_3x3 in its reduction cell
+    net.eval()
+    for arch, same in ((no_pool, True), (with_pool, False)):
+        derived = net.extract(arch).double().eval()  # the pooling BatchNorm has no place there
+        net.set_arch(arch)
+        assert torch.allclose(net(x), derived(x), atol=1e-10) is same

@@ -133,7 +133,9 @@ class DartsCell(nn.Module):
     ``nodes[n]`` lists the ``(op, input)`` edges of intermediate node ``n + 2`` (any number of
     edges; a derived cell has two). ``make_op`` builds each edge's module: the default is the fixed
     registry op; a supernet passes a factory returning mixed ops and overrides :meth:`apply_edge`
-    to feed them architecture weights.
+    to feed them architecture weights. ``preprocess_affine`` sets whether the BatchNorms of the two
+    input preprocessing layers learn a scale and shift: True in derived networks; DARTS' search
+    network makes them non-affine like its candidate ops.
     """
 
     def __init__(
@@ -146,16 +148,17 @@ class DartsCell(nn.Module):
         reduction: bool,
         reduction_prev: bool,
         make_op: OpMaker = fixed_op,
+        preprocess_affine: bool = True,
     ) -> None:
         super().__init__()
         self.reduction = reduction
         # The cell two back has twice the resolution when the previous cell reduced.
         self.pre0: nn.Module = (
-            FactorizedReduce(c_prev_prev, channels)
+            FactorizedReduce(c_prev_prev, channels, affine=preprocess_affine)
             if reduction_prev
-            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0)
+            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=preprocess_affine)
         )
-        self.pre1 = ReLUConvBN(c_prev, channels, 1, 1, 0)
+        self.pre1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=preprocess_affine)
         self.ops = nn.ModuleList()
         self.edge_inputs: list[list[int]] = []
         for n, edges in enumerate(nodes):

@@ -4,7 +4,8 @@ A supernet (``space.supernet(**build_args)``) holds every architecture of a spac
 whose candidate operations share weights (:class:`Supernet`, :class:`MixedOp`). This package has
 the base class and mixing modes (``base``, ``mixed``), one builder per space (``nb201``, ``darts``,
 ``elastic``; importing this package registers them in :data:`nasforge.registry.SUPERNETS`), and
-the helpers that train and score them (``batches``, ``evaluation``, ``checkpoint``).
+the helpers that train and score them (``batches``, ``evaluation``, ``checkpoint``), and
+``original``: weights in the original DARTS and NAS-Bench-201 code's layout, both ways.
 
 It sits beside the evaluators, below the experiment: the weight-sharing evaluator scores
 architectures on a trained supernet, and :mod:`nasforge.oneshot` trains them with DARTS, GDAS,
@@ -26,6 +27,7 @@ from nasforge.supernet.base import (
     supernet_spaces,
 )
 from nasforge.supernet.mixed import MixedOp, Sampled, Selection, Weighted, gumbel_hard
+from nasforge.supernet.original import from_original, to_original
 
 __all__ = [
     "MODES",
@@ -37,9 +39,11 @@ __all__ = [
     "Weighted",
     "build_supernet",
     "check_arch",
+    "from_original",
     "gumbel_hard",
     "register_supernet",
     "seeded_supernet",
     "space_options",
     "supernet_spaces",
+    "to_original",
 ]

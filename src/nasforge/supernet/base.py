@@ -254,6 +254,14 @@ class Supernet(nn.Module):
         """
         return prefix
 
+    def _derived_leaf(self, op: MixedOp, choice: str, leaf: str) -> str | None:
+        """Name inside the derived network's op of the candidate ``choice``'s entry ``leaf``.
+
+        The default keeps it (candidates are the derived network's ops); None drops an entry of a
+        search-only module the derived network does not have.
+        """
+        return leaf
+
     def derived_state_dict(self, arch: Architecture) -> dict[str, torch.Tensor]:
         """The supernet's weights that ``space.build(arch, **build_kwargs)`` uses, under its names."""
         self.space.validate(arch)
@@ -273,8 +281,9 @@ class Supernet(nn.Module):
             if choice != path[op.key]:
                 continue
             target = self._derived_prefix(op, self._strip_root(owner), choice, arch)
-            if target is not None:
-                out[f"{target}.{leaf}" if target else leaf] = tensor
+            derived_leaf = self._derived_leaf(op, choice, leaf)
+            if target is not None and derived_leaf is not None:
+                out[f"{target}.{derived_leaf}" if target else derived_leaf] = tensor
         return out
 
     def _strip_root(self, name: str) -> str:

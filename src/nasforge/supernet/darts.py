@@ -10,6 +10,14 @@ A derived architecture is a path in which each node's two chosen edges carry the
 other edge carries ``none``; ``derive`` keeps, per node, the two incoming edges whose strongest
 non-``none`` op weighs most, each with that op (the paper's discretization). Search-network
 defaults are the paper's: C=16, 8 cells.
+
+``faithful=True`` (the default) builds the search network of DARTS' published code: the cells'
+input preprocessing BatchNorms follow ``affine`` (non-affine by default) and every pooling
+candidate is followed by a non-affine BatchNorm (:class:`PoolBN`), which puts the parameter-free
+pooling outputs on the scale of the normalized conv outputs before the architecture weights mix
+them. C=16, 8 cells has then 1,930,618 weights, as the original. ``faithful=False`` is the
+*derived-equivalent* variant: learnable preprocessing BatchNorms and bare pooling, so every path
+of the supernet computes exactly its derived network (``extract(arch)``), pooling included.
 """
 
 from __future__ import annotations
@@ -20,13 +28,24 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError
-from nasforge.ops.registry import create_op
+from nasforge.ops.registry import Pool, create_op
 from nasforge.space.architecture import Architecture
 from nasforge.spaces.darts import CELLS, CellSlot, DartsCell, DartsNetwork, DartsSpace, Genotype
 from nasforge.supernet.base import Supernet, check_arch, register_supernet
 from nasforge.supernet.mixed import MixedOp
 
-_BUILD_OPTIONS = ("num_classes", "C", "layers", "in_channels", "affine")
+_BUILD_OPTIONS = ("num_classes", "C", "layers", "in_channels", "affine", "faithful")
+
+
+class PoolBN(nn.Sequential):
+    """A pooling candidate followed by a non-affine BatchNorm (DARTS' search network only).
+
+    Entry ``0`` is the registry's pooling op (what the derived network uses), entry ``1`` the
+    search-only BatchNorm, which has no counterpart in derived networks.
+    """
+
+    def __init__(self, pool: nn.Module, channels: int) -> None:
+        super().__init__(pool, nn.BatchNorm2d(channels, affine=False))
 
 
 def edge_key(cell: str, node: int, source: int) -> str:
@@ -52,6 +71,7 @@ class DartsSupernet(Supernet):
         layers: int = 8,
         in_channels: int = 3,
         affine: bool = False,
+        faithful: bool = True,
     ) -> None:
         if not space.distinct_inputs or space.concat_rule != "all":
             raise ConfigError(
@@ -59,14 +79,16 @@ class DartsSupernet(Supernet):
                 f"per edge, every node concatenated); this one has distinct_inputs="
                 f"{space.distinct_inputs!r}, concat={space.concat_rule!r}"
             )
-        if not isinstance(affine, bool):
-            raise ConfigError(f"affine must be True or False, got {affine!r}")
+        for label, value in (("affine", affine), ("faithful", faithful)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{label} must be True or False, got {value!r}")
         build: dict[str, Any] = {"num_classes": num_classes, "C": C, "layers": layers,
                                  "in_channels": in_channels}
         # Validate the options exactly as the derived network would (same error messages).
         space.build(space.sample(0), **build)
         super().__init__(space, build)
         self.affine = affine
+        self.faithful = faithful
         self.op_names: tuple[str, ...] = (
             space.ops if "none" in space.ops else ("none", *space.ops)
         )
@@ -78,6 +100,8 @@ class DartsSupernet(Supernet):
             return DartsCell(
                 nodes, node_ids, slot.c_prev_prev, slot.c_prev, slot.channels, slot.reduction,
                 slot.reduction_prev, make_op=self._make_mixed,
+                # The original search network's preprocessing is as (non-)affine as its ops.
+                preprocess_affine=affine if faithful else True,
             )
 
         self.net = DartsNetwork(make_cell, num_classes=num_classes, C=C, layers=layers,
@@ -85,9 +109,18 @@ class DartsSupernet(Supernet):
         self._init_alphas()
 
     def _make_mixed(self, key: str, channels: int, stride: int) -> nn.Module:
-        return MixedOp(
-            key, {op: create_op(op, channels, channels, stride, self.affine) for op in self.op_names}
-        )
+        candidates: dict[str, nn.Module] = {}
+        for name in self.op_names:
+            op = create_op(name, channels, channels, stride, self.affine)
+            candidates[name] = PoolBN(op, channels) if self.faithful and isinstance(op, Pool) else op
+        return MixedOp(key, candidates)
+
+    def _derived_leaf(self, op: MixedOp, choice: str, leaf: str) -> str | None:
+        if not isinstance(op.candidates[choice], PoolBN):
+            return leaf
+        position, _, rest = leaf.partition(".")
+        # ``0.<x>`` is the pooling op itself; ``1.<x>`` the search-only BatchNorm (dropped).
+        return rest if position == "0" else None
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(x)
@@ -152,12 +185,14 @@ class DartsSupernet(Supernet):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info["kwargs"]["affine"] = self.affine
+        info["kwargs"]["faithful"] = self.faithful
         return info
 
 
 @register_supernet("darts")
 def darts_supernet(space: DartsSpace, **kwargs: Any) -> DartsSupernet:
-    """Supernet of a DARTS space; options ``num_classes, C (16), layers (8), in_channels, affine``."""
+    """Supernet of a DARTS space; options ``num_classes, C (16), layers (8), in_channels, affine
+    (False), faithful (True)`` (see the module doc)."""
     unknown = sorted(set(kwargs) - set(_BUILD_OPTIONS))
     if unknown:
         raise ConfigError(
@@ -167,4 +202,4 @@ def darts_supernet(space: DartsSpace, **kwargs: Any) -> DartsSupernet:
     return DartsSupernet(space, **kwargs)
 
 
-__all__ = ["DartsSupernet", "darts_supernet", "edge_key"]
+__all__ = ["DartsSupernet", "PoolBN", "darts_supernet", "edge_key"]
