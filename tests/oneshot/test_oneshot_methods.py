@@ -155,6 +155,51 @@ def test_spos_trains_single_paths_and_searches_with_inherited_weights() -> None:
     assert space.to_string(result.arch) == result.info["top"][0]["arch_string"]
 
 
+def test_fair_paths_cover_every_option_of_every_decision_once() -> None:
+    import numpy as np
+
+    from nasforge import create_space
+    from nasforge.oneshot.spos import fair_paths
+
+    space = create_space("nb201")
+    rng = np.random.default_rng(0)
+    paths = fair_paths(space, rng)
+    assert len(paths) == 5  # five operations per edge
+    for d in space.decisions:
+        assert sorted(p[d.name] for p in paths) == sorted(d.options)
+    # Independent shuffles: the paths are not the five "all one op" cells.
+    assert any(len({p[d.name] for d in space.decisions}) > 1 for p in paths)
+    again = fair_paths(space, np.random.default_rng(0))
+    assert again == paths  # same seed, same paths
+
+
+def test_fair_spos_trains_every_path_of_a_step_in_one_update() -> None:
+    space, net = tiny_supernet("nb201")
+    search = create_search("spos", net, tiny_splits(), sampling="fair", search_trials=2,
+                           bn_batches=1, eval_batch_size=32, **FAST)
+    seen: list[Any] = []
+    steps: list[int] = []
+    original_set, original_step = net.set_arch, search.w_opt.step
+
+    def spy_set(arch: Any) -> None:
+        seen.append(arch)
+        original_set(arch)
+
+    def spy_step(*args: Any, **kwargs: Any) -> Any:
+        steps.append(len(seen))
+        return original_step(*args, **kwargs)
+
+    net.set_arch = spy_set  # type: ignore[method-assign]
+    search.w_opt.step = spy_step  # type: ignore[method-assign]
+    batch = next(iter(search.train_batches.epoch(0)))
+    search.train_step(batch, None)
+    assert len(seen) == 5 and steps == [5]  # five paths, one optimizer step after all of them
+    for d in space.decisions:
+        assert sorted(a[d.name] for a in seen) == sorted(d.options)
+    with pytest.raises(ConfigError, match="sampling must be one of uniform, fair"):
+        create_search("spos", net, tiny_splits(), sampling="fairest")
+
+
 def test_enas_controller_learns_from_validation_rewards() -> None:
     space, net = tiny_supernet("nb201")
     told: list[Trial] = []

@@ -264,9 +264,14 @@ class OneShotSearch(ABC):
         """The weight optimizer's current learning rate."""
         return float(self.w_opt.param_groups[0]["lr"])
 
-    def weight_step(self, loss: torch.Tensor) -> None:
-        """Backpropagate ``loss`` to the weights only, clip their gradient norm, take an SGD step."""
-        self.w_opt.zero_grad(set_to_none=True)
+    def weight_step(self, loss: torch.Tensor, *, zero: bool = True, step: bool = True) -> None:
+        """Backpropagate ``loss`` to the weights only, clip their gradient norm, take an SGD step.
+
+        ``zero=False`` adds to the gradients already there and ``step=False`` stops after the
+        backward pass, so that several paths can accumulate into one update (FairNAS).
+        """
+        if zero:
+            self.w_opt.zero_grad(set_to_none=True)
         arch = self.supernet.arch_parameters()
         flags = [p.requires_grad for p in arch]
         for p in arch:  # architecture parameters get no gradient from the training loss
@@ -276,6 +281,8 @@ class OneShotSearch(ABC):
         finally:
             for p, flag in zip(arch, flags):
                 p.requires_grad_(flag)
+        if not step:
+            return
         if self.config.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.config.grad_clip)
         self.w_opt.step()
