@@ -4,20 +4,32 @@
         [--strategies random,rea,...] [--json out.json]
 
 Protocol (Dong & Yang, ICLR 2020): search on the 12-epoch validation accuracy
-(``cifar10_valid_val_acc_12``); each query is charged its simulated training time; report the
-200-epoch test accuracy (``cifar10_test_acc_200``) of the architecture with the best search signal.
-Each strategy runs once per seed under two budgets, both through ``nasforge.report.compare`` (the
-public experiment loop): 12,000 simulated seconds (the paper's budget, about 100 queries), and 100
-queries (reporting the incumbent after 50 and after 100 queries). The test accuracy is never
-seen by a strategy. A third column measures each strategy's own time per ask + tell (the
-evaluator and loop excluded), over 100 queries on the benchmark.
+(``cifar10_valid_val_acc_12``); each query is charged its simulated training time, a query that
+repeats an architecture included; report the 200-epoch test accuracy (``cifar10_test_acc_200``)
+of the architecture with the best search signal. Each strategy runs once per seed under two
+budgets, both through ``nasforge.report.compare`` (the public experiment loop): 12,000 simulated
+seconds (the paper's budget, about 100 queries), and 100 queries (reporting the incumbent after
+50 and after 100 queries). The test accuracy is never seen by a strategy.
+
+Strategies that would answer a repeated proposal from memory (``CHARGED``: TPE and Optuna's
+NSGA-II through the Optuna bridge, REINFORCE) run with ``avoid_repeats=False``, so every proposal
+is a charged query, as in the paper's protocol; their defaults, which get repeats for free, are
+shown too, labelled ``, free repeats``. The ``rep.`` column counts the repeated queries per run.
+
+A last column measures each strategy's own time per ask + tell (the evaluator and loop excluded),
+wall and CPU: every row runs ``--timing-seeds`` runs of 100 queries, interleaved with the other
+rows in rotating order after a warm-up round (``benchmarks/_measure.py``); the median over those
+runs is printed, the spread is in the JSON.
 
 Prints one table, with the published numbers and this project's targets next to the measured
-means: random and REA within 0.15 of the paper at 12,000 s; REINFORCE (with its defaults) at least
-the paper's 93.85; the best strategy >= 94.20 after 100 queries and >= 94.00 after 50. Besides
-every registered strategy with its defaults, the table has the rows of ``VARIANTS`` (marked ``*``,
-their options printed above the table). Below it, the two best strategies after 100 queries are
+means: random and REA within 0.15 of the paper at 12,000 s; REINFORCE (every query charged) at
+least the paper's 93.85; the best strategy >= 94.20 after 100 queries and >= 94.00 after 50.
+Besides every registered strategy, the table has the rows of ``VARIANTS`` (marked ``*``, their
+options printed above the table). Below it, the two best strategies after 100 queries are
 compared with Welch's t-test and the Mann-Whitney U test (two-sided, over the per-seed results).
+``--json`` writes every seed's result at every query checkpoint (cumulative simulated cost and
+incumbent test accuracy after each query, under both budgets), so curves can be redrawn with any
+statistic.
 
 The latest 200-seed table is in docs/benchmarks.md ("All strategies"). How each strategy's own
 time grows to 10,000 trials is measured by ``benchmarks/strategy_scaling.py``.
@@ -35,21 +47,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _measure import Clock, Stopwatch, clock_spreads, cpu_seconds, interleaved, load_window
 
 import nasforge
 from nasforge.benchmarks import NB201Table
-from nasforge.report.compare import Protocol, compare, compare_pair, confidence_interval
+from nasforge.report.compare import Protocol, RunResult, compare, compare_pair, confidence_interval
 from nasforge.trial import Trial, TrialStatus
 
 #: Published CIFAR-10 test accuracies at 12,000 s (mean, std over 500 runs).
 PAPER = {"random": (93.70, 0.36), "rea": (93.92, 0.30), "reinforce": (93.85, 0.37)}
 OPTIMUM = 94.37
 
+#: Options under which a strategy queries (and is charged for) every proposal, repeats included,
+#: as NAS-Bench-201's protocol does. Without them these strategies answer a proposal that repeats
+#: an evaluated architecture from memory, for free; their default rows are labelled ``FREE``.
+#: (BANANAS and the evolutionary strategies never propose an evaluated architecture on purpose;
+#: the 'rep.' column shows what each row re-queried.)
+CHARGED: dict[str, dict[str, Any]] = {
+    "tpe": {"avoid_repeats": False},
+    "optuna_nsga2": {"avoid_repeats": False},
+    "reinforce": {"avoid_repeats": False},
+}
+FREE = ", free repeats"
+
 #: Extra rows: label -> (strategy, options). REINFORCE's defaults (lr 0.005, normalized
 #: advantages, known rewards reused) differ from NAS-Bench-201's settings, shown here for reference.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "reinforce*": ("reinforce", {"lr": 0.001, "normalize_advantage": False,
-                                 "avoid_repeats": False}),
+    "reinforce*": ("reinforce", {"lr": 0.001, "normalize_advantage": False, "avoid_repeats": False}),
 }
 
 
@@ -64,33 +88,48 @@ def default_data() -> str | None:
 def base_parser(doc: str) -> argparse.ArgumentParser:
     """A parser with the options NAS-Bench-201 benchmark scripts share: --data, --seeds, --jobs."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--data", default=default_data(),
-                        help="nb201 directory (default $NASFORGE_NB201, else "
-                             "../shared/benchmarks/nb201 beside the project)")
+    parser.add_argument(
+        "--data",
+        default=default_data(),
+        help="nb201 directory (default $NASFORGE_NB201, else ../shared/benchmarks/nb201 beside the project)",
+    )
     parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (1: in this one)")
     return parser
 
 
-def own_time_ms(name: str, options: dict[str, Any], table: NB201Table, seeds: int,
-                queries: int = 100) -> float:
-    """Mean milliseconds of ``ask()`` + ``tell()`` over ``queries`` NB201 queries."""
+def own_times(name: str, options: dict[str, Any], evaluator: Any, seed: int, queries: int = 100) -> Clock:
+    """Mean wall and CPU seconds of ``ask()`` + ``tell()`` over ``queries`` NB201 queries of one
+    run (the evaluator's lookups excluded)."""
     space = nasforge.create_space("nb201")
-    ev = nasforge.create_evaluator("nb201", table=table).bind(space)
-    total, count = 0.0, 0
-    for seed in range(seeds):
-        strat = nasforge.create_strategy(name, space, seed=seed, **options)
-        for n in range(queries):
-            t0 = time.perf_counter()
+    strat = nasforge.create_strategy(name, space, seed=seed, **options)
+    wall = cpu = 0.0
+    for n in range(queries):
+        with Stopwatch() as asking:
             arch = strat.ask()
-            total += time.perf_counter() - t0
-            result = ev.evaluate(arch, nasforge.EvalContext())
-            trial = Trial(number=n, arch=arch, status=TrialStatus.OK, metrics=result.metrics)
-            t0 = time.perf_counter()
+        result = evaluator.evaluate(arch, nasforge.EvalContext())
+        trial = Trial(number=n, arch=arch, status=TrialStatus.OK, metrics=result.metrics)
+        with Stopwatch() as telling:
             strat.tell(trial)
-            total += time.perf_counter() - t0
-            count += 1
-    return 1e3 * total / count
+        wall += asking.clock.wall + telling.clock.wall
+        cpu += asking.clock.cpu + telling.clock.cpu
+    return Clock(wall / queries, cpu / queries)
+
+
+def per_seed(runs: list[RunResult]) -> list[dict[str, Any]]:
+    """Every seed's result at every query checkpoint: the cumulative simulated cost and the
+    incumbent's test accuracy after each query (redraw any curve with any statistic)."""
+    return [
+        {
+            "seed": r.seed,
+            "queries": r.queries,
+            "distinct": r.distinct,
+            "final": r.final,
+            "cost": [round(c, 3) for c in r.costs],
+            "incumbent": [None if math.isnan(v) else round(v, 4) for v in r.incumbent],
+        }
+        for r in runs
+    ]
 
 
 def fmt(values: list[float]) -> str:
@@ -116,84 +155,143 @@ def target_note(label: str, at_cost: float, q50: float, q100: float, best: bool)
 
 def main() -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--strategies", default=None,
-                        help="comma-separated names (default: every registered strategy)")
-    parser.add_argument("--no-variants", action="store_true",
-                        help=f"skip the extra rows {', '.join(VARIANTS)}")
-    parser.add_argument("--timing-seeds", type=int, default=3,
-                        help="seeds of the ask/tell timing runs (default 3)")
+    parser.add_argument("--strategies", default=None, help="comma-separated names (default: every registered strategy)")
+    parser.add_argument(
+        "--no-variants",
+        action="store_true",
+        help=f"skip the extra rows ({', '.join(VARIANTS)} and the free-repeat rows of {', '.join(CHARGED)})",
+    )
+    parser.add_argument(
+        "--timing-seeds", type=int, default=5, help="interleaved ask/tell timing runs per row (default 5)"
+    )
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
 
     names = args.strategies.split(",") if args.strategies else nasforge.list_strategies()
-    runs: dict[str, tuple[str, dict[str, Any]]] = {n: (n, {}) for n in names}
+    # Every query is charged (the protocol): strategies that can answer a repeated proposal
+    # from memory run with that switched off; their free-repeat defaults get labelled rows.
+    runs: dict[str, tuple[str, dict[str, Any]]] = {n: (n, dict(CHARGED.get(n, {}))) for n in names}
     if not args.no_variants:
+        runs.update({f"{n}{FREE}": (n, {}) for n in CHARGED if n in names})
         runs.update(VARIANTS)
     table = NB201Table.load(args.data)
     data = str(table.source)
     cost_protocol = Protocol(data=data)
     query_protocol = Protocol(data=data, max_cost=None, max_trials=100)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds(children=True)
     rows: list[dict[str, Any]] = []
     comparisons: dict[str, Any] = {}
     finals_100: dict[str, list[float]] = {}  # per-seed result after 100 queries, for the test
     for label, (name, options) in runs.items():
         by_cost = compare([name], args.seeds, cost_protocol, {name: options}, jobs=args.jobs)
-        by_queries = compare([name], args.seeds, query_protocol, {name: options},
-                             jobs=args.jobs)
+        by_queries = compare([name], args.seeds, query_protocol, {name: options}, jobs=args.jobs)
         cost_runs = next(iter(by_cost.runs.values()))
         query_runs = next(iter(by_queries.runs.values()))
         at_cost = [r.final for r in cost_runs]
         q50 = [r.incumbent[49] for r in query_runs]
         q100 = [r.incumbent[99] for r in query_runs]
         lo, hi = confidence_interval(q100)
-        rows.append({
-            "strategy": label, "options": options,
-            "at_12000s": float(np.mean(at_cost)), "at_12000s_std": float(np.std(at_cost, ddof=1)),
-            "queries_at_12000s": float(np.mean([r.queries for r in cost_runs])),
-            "at_50": float(np.mean(q50)), "at_100": float(np.mean(q100)),
-            "at_100_ci": [lo, hi],
-            "found_optimum_100": float(np.mean([math.isclose(v, OPTIMUM, abs_tol=0.005)
-                                                for v in q100])),
-            "ms_per_ask_tell": own_time_ms(name, options, table, args.timing_seeds),
-            "cost_text": fmt(at_cost), "q50_text": fmt(q50), "q100_text": fmt(q100),
-        })
-        comparisons[label] = {"by_cost": by_cost.to_dict(), "by_queries": by_queries.to_dict()}
+        rows.append(
+            {
+                "strategy": label,
+                "options": options,
+                "at_12000s": float(np.mean(at_cost)),
+                "at_12000s_std": float(np.std(at_cost, ddof=1)),
+                "queries_at_12000s": float(np.mean([r.queries for r in cost_runs])),
+                "repeats_at_12000s": float(np.mean([r.queries - (r.distinct or r.queries) for r in cost_runs])),
+                "at_50": float(np.mean(q50)),
+                "at_100": float(np.mean(q100)),
+                "at_100_ci": [lo, hi],
+                "found_optimum_100": float(np.mean([math.isclose(v, OPTIMUM, abs_tol=0.005) for v in q100])),
+                "cost_text": fmt(at_cost),
+                "q50_text": fmt(q50),
+                "q100_text": fmt(q100),
+            }
+        )
+        comparisons[label] = {
+            "by_cost": by_cost.to_dict(),
+            "by_queries": by_queries.to_dict(),
+            "per_seed": {"by_cost": per_seed(cost_runs), "by_queries": per_seed(query_runs)},
+        }
         finals_100[label] = q100
         print(f"  done {label} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    wall = time.perf_counter() - t0
+    search_wall = time.perf_counter() - t0
+    search_cpu = cpu_seconds(children=True) - c0  # the pool's workers included, once joined
 
-    print(f"NAS-Bench-201 CIFAR-10, {args.seeds} seeds per strategy and budget "
-          f"({wall:.0f} s with {args.jobs} processes). Test accuracy (%) of the best-signal arch;"
-          f" optimum {OPTIMUM}. 'opt@100': share of runs reporting the optimum after 100 queries.")
-    for label, (name, options) in VARIANTS.items():
-        if label in runs:
+    # Own time per ask + tell: every row once per timing seed, interleaved (rotating order), so
+    # a change in the machine's load hits every strategy alike; one warm-up round first.
+    space = nasforge.create_space("nb201")
+    evaluator = nasforge.create_evaluator("nb201", table=table).bind(space)
+    next_seed = {label: iter(range(args.timing_seeds + 1)) for label in runs}
+    with load_window() as load:
+        timing = interleaved(
+            {label: (lambda lb=label: own_times(*runs[lb], evaluator, next(next_seed[lb]))) for label in runs},
+            args.timing_seeds,
+        )
+    for row in rows:
+        spreads = clock_spreads(timing[row["strategy"]], 1e3)
+        row["ms_per_ask_tell"] = {k: v.to_dict() for k, v in spreads.items()}
+        row["ms_text"] = f"{spreads['wall'].median:.2f}/{spreads['cpu'].median:.2f}"
+
+    print(
+        f"NAS-Bench-201 CIFAR-10, {args.seeds} seeds per strategy and budget "
+        f"({search_wall:.0f} s wall, {search_cpu:.0f} s CPU with {args.jobs} processes). Test "
+        f"accuracy (%) of the best-signal arch; optimum {OPTIMUM}. Every query is charged, "
+        "repeats included ('rep.': mean repeated queries per run at 12,000 s). "
+        "'opt@100': share of runs reporting the optimum after 100 queries. 'ms/ask+tell': "
+        f"wall/CPU, median over {args.timing_seeds} interleaved runs of 100 queries each "
+        f"(spread in the JSON; load {load['before']} -> {load['after']})."
+    )
+    for label, (name, options) in runs.items():
+        if label.endswith(FREE):
+            print(
+                f"{label} = {name} with its defaults: a repeated proposal is answered from "
+                "memory without a query (not NAS-Bench-201's protocol)"
+            )
+        elif label in VARIANTS or options:
             print(f"{label} = {name} with {options}")
-    head = (f"{'strategy':13s} {'12,000 s':>15s} {'queries':>7s} {'after 50 q':>15s} "
-            f"{'after 100 q':>15s} {'opt@100':>7s} {'ms/ask+tell':>11s}  target")
+    head = (
+        f"{'strategy':20s} {'12,000 s':>15s} {'queries':>7s} {'rep.':>5s} {'after 50 q':>15s} "
+        f"{'after 100 q':>15s} {'opt@100':>7s} {'ms/ask+tell':>11s}  target"
+    )
     print(head)
     print("-" * len(head))
     best = max(rows, key=lambda r: r["at_100"])
     for r in sorted(rows, key=lambda r: -r["at_100"]):
-        print(f"{r['strategy']:13s} {r['cost_text']:>15s} {r['queries_at_12000s']:7.1f} "
-              f"{r['q50_text']:>15s} {r['q100_text']:>15s} {r['found_optimum_100']:7.2f} "
-              f"{r['ms_per_ask_tell']:11.2f}  "
-              f"{target_note(r['strategy'], r['at_12000s'], r['at_50'], r['at_100'], r is best)}")
-    print(f"best after 100 queries: {best['strategy']} {best['at_100']:.2f} "
-          f"(95% CI {best['at_100_ci'][0]:.2f}-{best['at_100_ci'][1]:.2f}); "
-          f"after 50: {best['at_50']:.2f}")
+        print(
+            f"{r['strategy']:20s} {r['cost_text']:>15s} {r['queries_at_12000s']:7.1f} "
+            f"{r['repeats_at_12000s']:5.1f} {r['q50_text']:>15s} {r['q100_text']:>15s} "
+            f"{r['found_optimum_100']:7.2f} {r['ms_text']:>11s}  "
+            f"{target_note(r['strategy'], r['at_12000s'], r['at_50'], r['at_100'], r is best)}"
+        )
+    print(
+        f"best after 100 queries: {best['strategy']} {best['at_100']:.2f} "
+        f"(95% CI {best['at_100_ci'][0]:.2f}-{best['at_100_ci'][1]:.2f}); "
+        f"after 50: {best['at_50']:.2f}"
+    )
     test = None
     if len(rows) >= 2 and args.seeds >= 2:
         first, second = (r["strategy"] for r in sorted(rows, key=lambda r: -r["at_100"])[:2])
         test = compare_pair(first, finals_100[first], second, finals_100[second])
-        print(f"top two after 100 queries, {first} vs {second}: difference "
-              f"{test.mean_diff:+.3f}; Welch's t = {test.welch_t:.2f} (p = {test.welch_p:.3g}); "
-              f"Mann-Whitney U = {test.mannwhitney_u:.0f} (p = {test.mannwhitney_p:.3g})")
+        print(
+            f"top two after 100 queries, {first} vs {second}: difference "
+            f"{test.mean_diff:+.3f}; Welch's t = {test.welch_t:.2f} (p = {test.welch_p:.3g}); "
+            f"Mann-Whitney U = {test.mannwhitney_u:.0f} (p = {test.mannwhitney_p:.3g})"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"seeds": args.seeds, "rows": rows, "comparisons": comparisons,
-                       "top_two_after_100": None if test is None else asdict(test)}, f,
-                      indent=1)
+            json.dump(
+                {
+                    "seeds": args.seeds,
+                    "rows": rows,
+                    "comparisons": comparisons,
+                    "top_two_after_100": None if test is None else asdict(test),
+                    "search_wall_s": search_wall,
+                    "search_cpu_s": search_cpu,
+                    "timing_load_average": load,
+                },
+                f,
+            )
 
 
 if __name__ == "__main__":

@@ -82,6 +82,8 @@ class RunResult:
     #: Cumulative cost after each trial, and the incumbent's reported metric after each trial.
     costs: tuple[float, ...] = field(repr=False)
     incumbent: tuple[float, ...] = field(repr=False)
+    #: Distinct architectures among the queries (``queries - distinct`` repeats were charged).
+    distinct: int | None = None
 
 
 def _strategy_key(name: str, options: Mapping[str, Any]) -> str:
@@ -124,7 +126,8 @@ def run_one(strategy: str, seed: int, protocol: Protocol,
         incumbent.append(best_report)
     return RunResult(strategy=_strategy_key(strategy, options or {}), seed=seed, final=best_report,
                      signal=best_signal, arch=best_arch, queries=len(costs), cost=total,
-                     costs=tuple(costs), incumbent=tuple(incumbent))
+                     costs=tuple(costs), incumbent=tuple(incumbent),
+                     distinct=len({t.arch for t in exp.trials}))
 
 
 def _run_task(task: tuple[str, int, Protocol, dict[str, Any]]) -> RunResult:
