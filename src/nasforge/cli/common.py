@@ -11,17 +11,6 @@ from typing import Any
 from rich.console import Console
 
 from nasforge.errors import file_error
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
-from nasforge.experiment.events import Callback
-from nasforge.trial import Trial, TrialStatus
 
 console = Console(stderr=True)
 """Progress, notes and logs go to stderr, so that stdout carries only results."""
@@ -64,69 +53,6 @@ def fmt_metric(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:.1f}"
     return f"{value:.4g}"
-
-
-class ProgressCallback(Callback):
-    """A rich progress bar over the experiment's budget, with the best value so far."""
-
-    pruned = 0
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.progress: Progress | None = None
-        self.task: Any = None
-        self.best: float | None = None
-        self.failed = 0
-
-    def on_experiment_start(self, experiment: Any) -> None:
-        if self.quiet:
-            return
-        self.progress = Progress(
-            TextColumn("[bold]search[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn() if experiment.budget.max_trials else TextColumn(""),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self.progress.start()
-        total = experiment.budget.max_trials or 1000
-        self.task = self.progress.add_task("search", total=total, status="")
-        self._update(experiment)
-
-    def _update(self, experiment: Any) -> None:
-        if self.progress is None:
-            return
-        trials, seconds, cost = experiment.usage
-        budget = experiment.budget
-        done = (trials if budget.max_trials
-                else budget.fraction(trials, seconds, cost, experiment.fidelity_spent) * 1000)
-        best = "-" if self.best is None else fmt_metric(self.best)
-        status = f"best {experiment.objective.metric}={best}"
-        if self.failed:
-            status += f" [red]{self.failed} failed[/red]"
-        if self.pruned:
-            status += f" {self.pruned} pruned"
-        self.progress.update(self.task, completed=done, status=status)
-
-    def on_trial_end(self, experiment: Any, trial: Trial) -> None:
-        if trial.status is TrialStatus.FAILED:
-            self.failed += 1
-        if trial.status is TrialStatus.PRUNED:
-            self.pruned += 1
-        # The experiment's best: under a scheduler only the highest fidelity reached competes.
-        best = experiment.best()
-        if best is not None:
-            self.best = best.value(experiment.objective.metric)
-        self._update(experiment)
-
-    def on_experiment_end(self, experiment: Any) -> None:
-        if self.progress is not None:
-            self._update(experiment)
-            self.progress.stop()
-            self.progress = None
 
 
 def print_final_stage(stage: dict[str, Any], metric: str, emit: Any) -> None:
@@ -175,3 +101,10 @@ def print_final_stage(stage: dict[str, Any], metric: str, emit: Any) -> None:
                       escape(side["arch"]))
     emit(table)
     emit("[bold]verdict[/bold]: " + escape(stage["verdict"]["text"]))
+
+
+# The search progress bar lives in its own module; imported here, where the commands look for it.
+from nasforge.cli.progress import ProgressCallback  # noqa: E402
+
+__all__ = ["PIPE_WIDTH", "ProgressCallback", "console", "fmt_metric", "out", "print_final_stage",
+           "print_result", "write_json"]

@@ -115,6 +115,13 @@ def register(sub: Any) -> None:
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many top trials to list (default 5)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write the result as JSON (stdout if no FILE)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    p.add_argument("--mlflow", metavar="DIR",
+                   help="also log every trial (metrics, learning curve, architecture) to an MLflow "
+                   "file store in DIR (pip install 'nasforge[mlflow]'; view: mlflow ui "
+                   "--backend-store-uri DIR)")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also log every trial to TensorBoard event files in DIR "
+                   "(pip install 'nasforge[tensorboard]'; view: tensorboard --logdir DIR)")
     p.set_defaults(func=run)
 
 
@@ -238,13 +245,27 @@ def summarize(exp: Experiment, top: int) -> dict[str, Any]:
     }
 
 
+def _trackers(args: argparse.Namespace, storage_path: Path) -> list[Any]:
+    """The MLflow / TensorBoard callbacks asked for by ``--mlflow`` / ``--tensorboard``."""
+    from nasforge.experiment.tracking import MLflowCallback, TensorBoardCallback
+
+    out: list[Any] = []
+    if args.mlflow:
+        # One MLflow experiment per search, named after its database (runs/search.db -> search).
+        out.append(MLflowCallback(args.mlflow, experiment_name=storage_path.stem))
+    if args.tensorboard:
+        out.append(TensorBoardCallback(args.tensorboard))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the search command."""
     cfg, sources = config_and_sources(args)
     storage_path = Path(cfg.storage) if cfg.storage else default_storage_path(cfg)
     cfg = cfg.model_copy(update={"storage": str(storage_path)})
     progress = ProgressCallback(quiet=args.quiet or args.json == "-")
-    exp = build_experiment(cfg, callbacks=[progress], sources=sources)
+    exp = build_experiment(cfg, callbacks=[progress, *_trackers(args, storage_path)],
+                           sources=sources)
     # Refuse a database holding another experiment before writing anything into it: storing these
     # settings first would make `--resume` rebuild the refused experiment forever.
     exp.check_config()

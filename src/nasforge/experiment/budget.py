@@ -46,15 +46,23 @@ class Budget:
             or (self.max_fidelity is not None and fidelity >= self.max_fidelity)
         )
 
+    def fractions(self, trials: int, seconds: float, cost: float,
+                  fidelity: float = 0.0) -> dict[str, float]:
+        """How much of each set limit is used, 0..1, by limit name (``"max_trials"``, ...).
+
+        Separate fractions let a progress display estimate when each limit will be reached
+        (the budget ends at the first).
+        """
+        used = {"max_trials": trials, "max_seconds": seconds, "max_cost": cost,
+                "max_fidelity": fidelity}
+        out = {}
+        for name, value in used.items():
+            limit = getattr(self, name)
+            if limit is not None:
+                out[name] = min(1.0, value / limit)
+        return out
+
     def fraction(self, trials: int, seconds: float, cost: float, fidelity: float = 0.0) -> float:
         """How much of the budget is used, 0..1 (for progress bars)."""
-        parts = []
-        if self.max_trials is not None:
-            parts.append(trials / self.max_trials)
-        if self.max_seconds is not None:
-            parts.append(seconds / self.max_seconds)
-        if self.max_cost is not None:
-            parts.append(cost / self.max_cost)
-        if self.max_fidelity is not None:
-            parts.append(fidelity / self.max_fidelity)
-        return min(1.0, max(parts)) if parts else 0.0
+        parts = self.fractions(trials, seconds, cost, fidelity)
+        return max(parts.values()) if parts else 0.0
