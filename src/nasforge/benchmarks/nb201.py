@@ -453,6 +453,7 @@ def _load_csv(path: Path) -> NB201Table:
     index = columns.pop("index")
     if not np.array_equal(index, np.arange(len(archs))):
         raise ConfigError(f"{str(path)!r}: the 'index' column must run 0, 1, 2, ... in order")
+    _check_ranges(path, columns)
     base = columns.get("params_m")
     if base is not None:
         # The CSV has the 10-class count only; other datasets' networks differ in the classifier.
@@ -460,6 +461,25 @@ def _load_csv(path: Path) -> NB201Table:
             col = nats_format.NATS_DATASETS[ds].params_column
             columns.setdefault(col, base + (classes - 10) * _PARAMS_PER_CLASS_M)
     return NB201Table(archs, columns, source=path, fmt="csv")
+
+
+def _check_ranges(path: Path, columns: dict[str, np.ndarray]) -> None:
+    """Refuse values no benchmark can hold: an accuracy outside [0, 100] %, a negative time or
+    size (NaN means "not measured" and is allowed)."""
+    for name, col in columns.items():
+        if "_acc_" in name:
+            low, high, what = 0.0, 100.0, "an accuracy in [0, 100] (%)"
+        elif name.endswith(("_time", "params_m", "flops_m")) or "_time_" in name:
+            low, high, what = 0.0, np.inf, "a number >= 0"
+        else:
+            continue
+        bad = np.flatnonzero(~np.isnan(col) & ((col < low) | (col > high)))
+        if bad.size:
+            i = int(bad[0])
+            raise ConfigError(
+                f"{str(path)!r} line {i + 2}: column {name!r} holds {float(col[i])!r}; it must be {what}"
+                + (f" ({bad.size} such rows)" if bad.size > 1 else "")
+            )
 
 
 def _parse_columns_slowly(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -89,6 +90,17 @@ class SearchSpace(ABC):
     def decisions(self) -> tuple[Choice, ...]:
         """All decisions, conditional ones included, in declaration order."""
         return self._decisions
+
+    def decision_patterns(self) -> str:
+        """The decision names; for many, numbered families folded: ``'layer<i>/op'``."""
+        if len(self._by_name) <= 12:
+            return ", ".join(map(repr, self._by_name))
+        seen: dict[str, None] = {}
+        for name in self._by_name:
+            parts = re.split(r"\d+", name)  # 'layer3/skip1' -> 'layer<i>/skip<j>'
+            seen["".join(p + (f"<{'ijklmn'[min(k, 5)]}>" if k < len(parts) - 1 else "")
+                         for k, p in enumerate(parts))] = None
+        return ", ".join(map(repr, seen))
 
     def decision(self, name: str) -> Choice:
         """One decision by name (clear error listing the names when unknown)."""
@@ -177,8 +189,11 @@ class SearchSpace(ABC):
             )
         unknown_keys = [k for k in arch if k not in self._by_name]
         if unknown_keys:
+            shown = ", ".join(map(repr, unknown_keys[:5]))
+            more = f" and {len(unknown_keys) - 5} more" if len(unknown_keys) > 5 else ""
             raise InvalidArchitectureError(
-                f"space {self.name!r} has no decision(s) {', '.join(map(repr, unknown_keys))}"
+                f"space {self.name!r} has no decision(s) {shown}{more}; allowed: "
+                f"{self.decision_patterns()}"
             )
         for d in self._decisions:
             active = d.active(arch)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, file_error
 from nasforge.registry import SPACES
 from nasforge.space.architecture import Architecture
 
@@ -83,8 +83,31 @@ class ArchFile:
         return p
 
 
+def _check_format(data: Mapping[str, Any], source: str) -> None:
+    """Refuse a file of another format, or of a newer version than this nasforge reads."""
+    if "format" not in data:
+        return  # a bare Architecture.to_json
+    tag = data["format"]
+    name, _, version = str(tag).rpartition("/")
+    ours, _, current = ARCH_FORMAT.rpartition("/")
+    if not isinstance(tag, str) or name != ours or not version.isdigit():
+        raise ConfigError(f"{source}: format {tag!r} is not an architecture file format; "
+                          f"allowed: {ARCH_FORMAT!r}")
+    if int(version) > int(current):
+        raise ConfigError(f"{source}: format {tag!r} was written by a newer nasforge (this "
+                          f"version reads up to {ARCH_FORMAT!r}); upgrade nasforge to read it")
+
+
+def _positive_int(build: Mapping[str, Any], key: str, default: int, source: str) -> int:
+    value = build.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{source}: build.{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
 def arch_file_from_dict(data: Mapping[str, Any], source: str = "architecture") -> ArchFile:
     """Read :meth:`ArchFile.to_dict` output, or a bare ``{"space", "choices"}`` architecture."""
+    _check_format(data, source)
     try:
         arch = Architecture.from_dict(data)
     except ConfigError as exc:
@@ -92,14 +115,17 @@ def arch_file_from_dict(data: Mapping[str, Any], source: str = "architecture") -
     build = data.get("build") or {}
     if not isinstance(build, Mapping):
         raise ConfigError(f"{source}: 'build' must be an object, got {build!r:.100}")
+    kwargs = build.get("kwargs") or {}
+    if not isinstance(kwargs, Mapping):
+        raise ConfigError(f"{source}: build.kwargs must be an object, got {kwargs!r:.100}")
     known = {"format", "space", "choices", "text", "space_options", "build", "dataset",
              "training", "metrics"}
     return ArchFile(
         arch=arch,
         space_options=dict(data.get("space_options") or {}),
-        num_classes=int(build.get("num_classes", 10)),
-        in_channels=int(build.get("in_channels", 3)),
-        build_kwargs=dict(build.get("kwargs") or {}),
+        num_classes=_positive_int(build, "num_classes", 10, source),
+        in_channels=_positive_int(build, "in_channels", 3, source),
+        build_kwargs=dict(kwargs),
         dataset=data.get("dataset"),
         training=dict(data.get("training") or {}),
         metrics={k: float(v) for k, v in dict(data.get("metrics") or {}).items()
@@ -114,13 +140,27 @@ def load_arch_file(path: str | Path) -> ArchFile:
     if not p.is_file():
         raise ConfigError(f"architecture file {str(p)!r} does not exist")
     try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise file_error(exc, p, "read the architecture file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"architecture file {str(p)!r} is not valid JSON: {exc}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"architecture file {str(p)!r} must hold a JSON object")
     af = arch_file_from_dict(data, str(p))
-    af.space()  # unknown space or invalid choices fail here, naming the problem
+    space = af.space()  # unknown space or invalid choices fail here, naming the problem
+    text = data.get("text")
+    if text is not None and text != space.to_string(af.arch):
+        # A hand-edited text would otherwise be ignored without a word: the choices win.
+        try:
+            same = space.from_string(str(text)) == af.arch
+        except ConfigError:
+            same = False
+        if not same:
+            raise ConfigError(
+                f"architecture file {str(p)!r}: 'text' {str(text)[:120]!r} does not match its "
+                f"'choices' ({space.to_string(af.arch)[:120]!r}); edit both alike or remove 'text'"
+            )
     return af
 
 
