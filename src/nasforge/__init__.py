@@ -85,8 +85,18 @@ def list_evaluators() -> list[str]:
     return EVALUATORS.names()
 
 
-def create_space(name: str, **options: Any) -> SearchSpace:
-    """Create a registered search space, e.g. ``create_space("nb201")``."""
+def create_space(name: str | None = None, *, preset: str | None = None, **options: Any) -> SearchSpace:
+    """Create a registered search space, e.g. ``create_space("nb201")``.
+
+    ``preset`` names a task preset (``create_space("macro", preset="image_classification")``, or
+    ``create_space(preset="object_detection")``): its options, overridden by ``options``.
+    """
+    if preset is not None:
+        from nasforge.spaces.presets import resolve_preset
+
+        name, options = resolve_preset(name, preset, options)
+    if name is None:
+        raise ConfigError(f"create_space needs a space name or a preset; spaces: {', '.join(list_spaces())}")
     space: SearchSpace = SPACES.create(name, **options)
     return space
 

@@ -26,12 +26,12 @@ if TYPE_CHECKING:
 IDENTITY_FIELDS = {
     "space", "space_options", "strategy", "strategy_options", "evaluator", "evaluator_options",
     "objectives", "constraints", "seed", "scheduler", "scheduler_options", "pruner",
-    "pruner_options",
+    "pruner_options", "preset",
 }
 
 #: Identity fields added later: left out of the stored identity while unset, so experiments
 #: stored before they existed still resume.
-_OPTIONAL_IDENTITY = ("scheduler", "scheduler_options", "pruner", "pruner_options")
+_OPTIONAL_IDENTITY = ("scheduler", "scheduler_options", "pruner", "pruner_options", "preset")
 
 EXECUTORS = ("inline", "process", "ray")
 
@@ -43,6 +43,7 @@ class SearchConfig(BaseModel):
 
     space: str = "nb201"
     space_options: dict[str, Any] = Field(default_factory=dict)
+    preset: str | None = None
     strategy: str = "rea"
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     evaluator: str = "train"
@@ -150,6 +151,17 @@ class SearchConfig(BaseModel):
         if v is not None and not v >= 0:
             raise ConfigError("must be a number >= 0 (CPUs or GPUs each trial reserves)")
         return v
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> SearchConfig:
+        # The preset's options go into space_options (the user's win), so the stored settings
+        # rebuild the same space everywhere (report, export, retrain) without knowing presets.
+        if self.preset is not None:
+            from nasforge.spaces.presets import resolve_preset
+
+            given = self.space if "space" in self.model_fields_set else None
+            self.space, self.space_options = resolve_preset(given, self.preset, self.space_options)
+        return self
 
     @model_validator(mode="after")
     def _ray_settings_need_ray(self) -> SearchConfig:

@@ -40,6 +40,9 @@ def starter_config(path: str | Path = DEFAULT_PATH) -> str:
 space: nb201
 # Options of the space itself (e.g. for macro: max_layers). nb201 takes none.
 space_options: {{}}
+# Task preset: a named space configuration (image_classification: macro; object_detection:
+# detection). It sets space and space_options (keys given in space_options win). null = none.
+preset: null
 
 # Search strategy. Registered: {_names("strategy")}.
 strategy: rea

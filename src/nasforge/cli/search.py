@@ -35,7 +35,7 @@ from nasforge.trial import ranked_trials
 
 # CLI flag -> SearchConfig field, for flags that map one to one.
 _FLAGS = {
-    "space": "space", "strategy": "strategy", "evaluator": "evaluator", "seed": "seed",
+    "space": "space", "preset": "preset", "strategy": "strategy", "evaluator": "evaluator", "seed": "seed",
     "budget_trials": "budget_trials", "budget_seconds": "budget_seconds",
     "budget_cost": "budget_cost", "storage": "storage", "durability": "durability",
     "executor": "executor",
@@ -63,6 +63,8 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", metavar="DB", help="resume the experiment stored in DB with its stored settings")
     p.add_argument("--space", help="search space (see `nasforge spaces`), default nb201")
     p.add_argument("--space-option", action="append", metavar="K=V", help="space option, repeatable")
+    p.add_argument("--preset", help="task preset of a space (see `nasforge spaces`), e.g. "
+                   "image_classification; sets the space and its options (--space-option overrides)")
     p.add_argument("--strategy", help="search strategy, default rea")
     p.add_argument("--strategy-option", action="append", metavar="K=V", help="strategy option, repeatable")
     p.add_argument("--evaluator", help="performance estimator, default train")

@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
     p.add_argument("arch", nargs="?", metavar="ARCH", help="architecture to draw (draw)")
     p.add_argument("--space-option", action="append", metavar="K=V",
                    help="space option, repeatable")
+    p.add_argument("--preset", help="task preset of the space (check, draw)")
     p.add_argument("--samples", type=int, default=20, metavar="N",
                    help="architectures sampled by the checks (default 20)")
     p.add_argument("--seed", type=int, default=0,
@@ -73,10 +74,16 @@ def list_spaces() -> list[dict[str, Any]]:
 
 
 def _make_space(args: argparse.Namespace) -> Any:
-    if not args.name:
+    if not args.name and not args.preset:
         raise ConfigError(f"'nasforge spaces {args.action}' needs a space name; allowed: "
                           + ", ".join(SPACES.names()))
-    return SPACES.create(args.name, **parse_options(args.space_option))
+    options = parse_options(args.space_option)
+    if args.preset:
+        from nasforge.spaces.presets import resolve_preset
+
+        name, options = resolve_preset(args.name, args.preset, options)
+        return SPACES.create(name, **options)
+    return SPACES.create(args.name, **options)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,10 +95,22 @@ def run(args: argparse.Namespace) -> int:
     return _run_draw(args)
 
 
+def list_preset_rows() -> list[dict[str, Any]]:
+    """Every task preset with its space, description and the exact size of its space."""
+    from nasforge.spaces.presets import list_presets
+
+    rows = []
+    for p in list_presets():
+        space = SPACES.create(p["space"], **p["options"])
+        rows.append({**p, "size": str(int(space.size()))})
+    return rows
+
+
 def _run_list(args: argparse.Namespace) -> int:
     rows = list_spaces()
+    presets = list_preset_rows()
     if args.json:
-        write_json({"spaces": rows}, args.json)
+        write_json({"spaces": rows, "presets": presets}, args.json)
         return 0
     table = Table(title="search spaces")
     for col in ("name", "size", "decisions", "description"):
@@ -100,6 +119,12 @@ def _run_list(args: argparse.Namespace) -> int:
         size = int(r["size"]) if r.get("size") is not None else None
         table.add_row(r["name"], _size_text(size), str(r.get("decisions") or "?"),
                       r.get("error") or r["description"])
+    console.print(table)
+    table = Table(title="task presets (--preset NAME, preset: NAME)")
+    for col in ("name", "space", "size", "description"):
+        table.add_column(col, justify="right" if col == "size" else "left")
+    for p in presets:
+        table.add_row(p["name"], p["space"], _size_text(int(p["size"])), p["description"])
     console.print(table)
     return 0
 

@@ -5,6 +5,7 @@ from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
 __all__ = ["EvalContext", "Evaluator", "TrialPruned"]
 
 # Importing a module registers its evaluators (one import per file, sorted).
+from nasforge.evaluators import detection as detection
 from nasforge.evaluators import distill as distill
 from nasforge.evaluators import function as function
 from nasforge.evaluators import proxies as proxies

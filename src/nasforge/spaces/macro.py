@@ -107,6 +107,12 @@ def reduction_positions(num_layers: int, reductions: int) -> tuple[int, ...]:
     return tuple(sorted({k * num_layers // (reductions + 1) for k in range(1, reductions + 1)}))
 
 
+def scaled_width(channels: int, width_mult: float) -> int:
+    """``channels * width_mult`` rounded to an even number, at least 2 (a strided identity is a
+    factorized reduce of two halves)."""
+    return max(2, 2 * round(channels * width_mult / 2))
+
+
 class SkipProjection(nn.Module):
     """Adapt a skip input to the target: average-pool to its size, 1x1 ReLU-conv-BN to its width."""
 
@@ -447,11 +453,8 @@ class MacroSpace(SearchSpace):
         if not width_mult > 0:
             raise ConfigError(f"width_mult must be positive, got {width_mult!r}")
 
-        def scale(c: int) -> int:
-            return max(2, 2 * round(c * width_mult / 2))
-
-        stem = scale(stem_channels if stem_channels is not None else min(self.filters))
-        layers = [(op, scale(f), skips, act) for op, f, skips, act in self.layers(arch)]
+        stem = scaled_width(stem_channels if stem_channels is not None else min(self.filters), width_mult)
+        layers = [(op, scaled_width(f, width_mult), skips, act) for op, f, skips, act in self.layers(arch)]
         return MacroNetwork(layers, num_classes, in_channels, stem, reductions)
 
 
@@ -465,4 +468,5 @@ __all__ = [
     "layer_op",
     "layer_skip",
     "reduction_positions",
+    "scaled_width",
 ]
