@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("components", ("strategies", "evaluators", "metrics", "train", "data", "proxies", "benchmarks",
                     "pareto", "supernet")),
     ("experiment", ("experiment",)),
-    ("applications", ("oneshot", "report", "export", "cli", "config", "testing", "")),
+    ("applications", ("oneshot", "report", "export", "cli", "config", "testing", "__main__", "")),
 ]
 LAYER_OF: dict[str, int] = {part: i for i, (_, parts) in enumerate(LAYERS) for part in parts}
 
