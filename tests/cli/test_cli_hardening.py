@@ -49,14 +49,32 @@ def test_unwritable_places_name_the_file_and_cause(nb201_dir: Path, tmp_path: Pa
     assert "not-a-dir" in err and "Traceback" not in err
 
 
-def test_truncated_dataset_is_named_even_when_quiet(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    data = tmp_path / "fm"
+def tiny_fashion_mnist(data: Path) -> Path:
+    """A few random images in the Fashion-MNIST file layout."""
     data.mkdir()
     rng = np.random.default_rng(0)
     for split, n in (("train", 64), ("t10k", 16)):
         write_idx(data / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28)))
         write_idx(data / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    return data
+
+
+def test_bad_build_options_stop_the_search_before_any_trial(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tiny_fashion_mnist(tmp_path / "fm")
+    db = tmp_path / "b.db"
+    args = ["search", "--evaluator", "train", "--dataset", "fashion_mnist", "--data", str(data),
+            "--budget-trials", "2", "--storage", str(db), "--quiet"]
+    assert main([*args, "--evaluator-option", "build_kwargs={C: eight}"]) == 2
+    assert "build_kwargs.C must be an integer; got 'eight'" in capsys.readouterr().err
+    assert main([*args, "--evaluator-option", "build_kwargs={C: -3}"]) == 2
+    assert "C must be a positive integer, got -3" in capsys.readouterr().err
+    assert not db.exists()  # refused before the storage was touched
+
+
+def test_truncated_dataset_is_named_even_when_quiet(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    data = tiny_fashion_mnist(tmp_path / "fm")
     images = data / "train-images-idx3-ubyte.gz"
     images.write_bytes(images.read_bytes()[:200])  # an interrupted download
     code = main(["search", "--evaluator", "train", "--dataset", "fashion_mnist", "--data", str(data),

@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,6 +73,7 @@ from nasforge.train import (
     evaluate_model,
 )
 from nasforge.trial import Result, TrialStatus
+from nasforge.utils.coerce import coerce_options
 from nasforge.utils.device import resolve_device
 from nasforge.utils.rng import derive_seed
 
@@ -264,11 +266,30 @@ class TrainingEvaluator(Evaluator):
         Raises :class:`~nasforge.errors.DataNotFoundError` listing every directory searched.
         Only the files are looked for; each process that evaluates loads the data itself.
         """
-        if not isinstance(self.dataset, str):
-            return
-        spec = get_spec(self.dataset)
-        for split in ("train", "test") if self.test else ("train",):
-            locate(spec, split, self.data_dir, self.download)
+        if isinstance(self.dataset, str):
+            spec = get_spec(self.dataset)
+            for split in ("train", "test") if self.test else ("train",):
+                locate(spec, split, self.data_dir, self.download)
+        if self.space is not None:
+            self._check_build()
+
+    def _check_build(self) -> None:
+        """Build one network now: bad ``build_kwargs`` (``C: eight``) stop the run here, naming
+        the option, instead of failing every trial of the search."""
+        assert self.space is not None
+        self.build_kwargs = coerce_options(self.space.build, self.build_kwargs,
+                                           lambda k: f"evaluator option build_kwargs.{k}")
+        arch = self.space.sample(np.random.default_rng(0))
+        try:
+            with torch.random.fork_rng(devices=[]):  # the trials' random streams stay as they were
+                self.build(arch)
+        except ConfigError as exc:
+            raise ConfigError(f"evaluator option build_kwargs {self.build_kwargs!r}: {exc}") from None
+        except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+            raise ConfigError(
+                f"evaluator option build_kwargs {self.build_kwargs!r} do not build a network of "
+                f"space {self.space.name!r}: {type(exc).__name__}: {exc}"
+            ) from None
 
     def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
         """Parameter count (and the other requested metrics known before training: FLOPs, MACs,
