@@ -12,6 +12,7 @@ from nasforge.spaces.elastic import (
     OFA_STAGES,
     ElasticSpace,
     MBConvBlock,
+    StageSpec,
     extract_block,
     make_divisible,
 )
@@ -219,3 +220,68 @@ def test_options_rebuild_the_same_space_and_strings_ignore_key_order() -> None:
     shuffled = space.make(dict(reversed(list(dict(arch).items()))))
     assert list(dict(shuffled)) != list(dict(arch)) or len(dict(arch)) == 1
     assert space.to_string(shuffled) == space.to_string(arch)
+
+
+def test_resolution_and_stage_widths_are_decisions() -> None:
+    plain = ElasticSpace()
+    space = ElasticSpace(resolutions=(128, 160, 192, 224), stage_widths=(0.75, 1.0, 1.25))
+    assert space.size() == plain.size() * 4 * 3 ** len(space.stages)
+    assert "resolutions" not in plain.options() and "stage_widths" not in plain.options()
+    again = nasforge.create_space("elastic", **space.options())
+    assert again.options() == space.options() and again.size() == space.size()
+    arch = space.sample(0).replace(resolution=160, **{space.width_name(2): 1.25, space.width_name(0): 0.75})
+    model = space.build(arch)
+    seen: list[tuple[int, ...]] = []
+    model.stem.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+    assert seen == [(1, 3, 160, 160)]  # the network runs at the chosen resolution
+    widths = [model.stage(s)[0].c_out for s in range(len(space.stages))]
+    expected = [make_divisible(spec.width * m) for spec, m in
+                zip(OFA_STAGES, [0.75, float(arch[space.width_name(1)]), 1.25,
+                                 float(arch[space.width_name(3)]), float(arch[space.width_name(4)])])]
+    assert widths == expected
+    assert space.max_arch()["resolution"] == 224 and "at 160x160" in space.graph(arch)["title"]
+    with pytest.raises(ConfigError, match="resolutions must be at least 16"):
+        ElasticSpace(resolutions=(8, 32))
+    with pytest.raises(ConfigError, match="stage_widths must be distinct multipliers"):
+        ElasticSpace(stage_widths=(1.0, 1.0))
+
+
+def test_supernet_runs_sub_networks_at_their_resolution() -> None:
+    from nasforge.oneshot.ofa import Ofa
+
+    space = ElasticSpace(depths=(1, 2), expand_ratios=(2, 3), kernel_sizes=(3, 5),
+                         stages=[StageSpec(8, 2, "relu", True), StageSpec(16, 2, "hswish", False)],
+                         resolutions=(16, 24))
+    torch.manual_seed(0)
+    net = space.supernet(num_classes=3, in_channels=1, width_mult=1.0)
+    net.eval()
+    x = torch.randn(2, 1, 20, 20)
+    for seed in range(3):
+        arch = space.sample(seed)
+        sub = net.extract(arch).eval()
+        assert sub.config.resolution == arch["resolution"]
+        assert torch.allclose(net.run_arch(x, arch), sub(x), atol=1e-5)
+    wide = ElasticSpace(stage_widths=(0.5, 1.0))
+    with pytest.raises(ConfigError, match="not per-stage widths"):
+        wide.supernet()
+    with pytest.raises(ConfigError, match="per-stage widths cannot be cut"):
+        wide.extract(wide.build_max(width_mult=0.25), wide.sample(0))
+    # Once-for-all training samples the resolution too, and still runs end to end.
+    from nasforge.data import DataSplits, from_tensors
+    from nasforge.oneshot.methods import create_search
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (32,), generator=gen)
+    data = from_tensors(torch.randn(32, 1, 12, 12, generator=gen) + y.view(-1, 1, 1, 1) * 0.5, y,
+                        num_classes=3)
+    search = create_search("ofa", net, DataSplits(data, data), epochs=4, batch_size=16, search_trials=2,
+                           bn_batches=1, eval_batch_size=32, device="cpu")
+    assert isinstance(search, Ofa)
+    search.start_epoch(3)
+    assert {int(search.sample("random")["resolution"]) for _ in range(20)} == {16, 24}
+    assert search.sample("largest")["resolution"] == 24 and search.sample("smallest")["resolution"] == 16
+    result = search.run()
+    assert space.is_valid(result.arch) and "resolution" in result.arch

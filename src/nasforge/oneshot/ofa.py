@@ -168,6 +168,8 @@ class Ofa(OneShotSearch):
                 return min(options)
             return options[int(self.rng.integers(len(options)))]
 
+        if space.resolutions:  # elastic resolution: every phase samples it (as OFA does)
+            values["resolution"] = pick(space.resolutions)
         for s in range(len(space.stages)):
             depth = max(space.depths) if which == "largest" else pick(el.depths)
             values[space.depth_name(s)] = depth

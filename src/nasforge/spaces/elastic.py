@@ -15,6 +15,16 @@ decisions exist only when the stage is deep enough (conditional decisions), so
 
 Simpler variants: ``se=False`` drops squeeze-excite, ``hswish=False`` uses ReLU everywhere.
 
+Two more decisions on request (without them the space is unchanged):
+
+* ``resolutions=(128, 160, 192, 224)`` adds ``resolution``, the input resolution the network runs
+  at (OFA's elastic resolution, 128-224 in steps of 32 for ImageNet). The built network resizes
+  its input (bilinear) to that size first, so every evaluator, FLOPs and latency see the cost of
+  the chosen resolution with no change to the data.
+* ``stage_widths=(0.75, 1.0, 1.25)`` adds ``stage{s}/width``: a width multiplier per stage instead
+  of only the one global ``width_mult`` (MnasNet-style per-stage widths, Tan et al., CVPR 2019).
+  Stage ``s`` gets ``make_divisible(width_s * multiplier * width_mult)`` channels.
+
 Weight sharing: :func:`extract_block` cuts a smaller block out of a larger one with its weights
 (OFA's elastic kernel: the centre of the depthwise kernel; elastic width: the first hidden
 channels), and :meth:`ElasticSpace.extract` builds any architecture's stand-alone network from the
@@ -26,7 +36,7 @@ supernet trainer adds those on top of these functions.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -196,6 +206,8 @@ class NetworkConfig:
     stem_stride: int = 2
     dropout: float = 0.0
     hswish: bool = True
+    #: The square input size the network resizes its input to (None: as given).
+    resolution: int | None = None
 
 
 class ElasticNetwork(nn.Module):
@@ -247,8 +259,15 @@ class ElasticNetwork(nn.Module):
         assert isinstance(block, MBConvBlock)
         return block
 
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` resized (bilinear) to the network's input resolution, when it has one."""
+        r = self.config.resolution
+        if r is None or tuple(x.shape[-2:]) == (r, r):
+            return x
+        return nn.functional.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.first_block(self.stem(x))
+        x = self.first_block(self.stem(self.resize(x)))
         for s in range(len(self.stages)):
             for block in self.stage(s):
                 x = block(x)
@@ -301,8 +320,18 @@ class ElasticSpace(SearchSpace):
         stages: Sequence[StageSpec | Mapping[str, Any]] = OFA_STAGES,
         se: bool = True,
         hswish: bool = True,
+        resolutions: Sequence[int] = (),
+        stage_widths: Sequence[float] = (),
     ) -> None:
         self.depths = _positive_ints("depths", depths)
+        self.resolutions = _positive_ints("resolutions", resolutions) if tuple(resolutions) else ()
+        if any(r < 16 for r in self.resolutions):
+            raise ConfigError(f"resolutions must be at least 16 pixels, got {allowed(self.resolutions)}")
+        widths = tuple(stage_widths)
+        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 4 for w in widths) \
+                or len(set(widths)) != len(widths):
+            raise ConfigError(f"stage_widths must be distinct multipliers in (0, 4], got {allowed(widths)}")
+        self.stage_widths = tuple(sorted(float(w) for w in widths))
         self.expand_ratios = _positive_ints("expand_ratios", expand_ratios)
         self.kernel_sizes = _positive_ints("kernel_sizes", kernel_sizes)
         if any(k % 2 == 0 for k in self.kernel_sizes):
@@ -334,6 +363,9 @@ class ElasticSpace(SearchSpace):
                        for s in self.stages],
             "se": self.se,
             "hswish": self.hswish,
+            # Only when set, so options stored before these decisions existed compare equal.
+            **({"resolutions": list(self.resolutions)} if self.resolutions else {}),
+            **({"stage_widths": list(self.stage_widths)} if self.stage_widths else {}),
         }
 
     @staticmethod
@@ -342,14 +374,23 @@ class ElasticSpace(SearchSpace):
         return f"stage{stage}/depth"
 
     @staticmethod
+    def width_name(stage: int) -> str:
+        """Decision name of a stage's width multiplier (with ``stage_widths``)."""
+        return f"stage{stage}/width"
+
+    @staticmethod
     def block_name(stage: int, block: int, what: str) -> str:
         """Decision name of a block's ``kernel`` or ``expand``."""
         return f"stage{stage}/block{block}/{what}"
 
     def _declare(self) -> Sequence[Choice]:
         out: list[Choice] = []
+        if self.resolutions:
+            out.append(Choice("resolution", self.resolutions, doc="input resolution"))
         for s in range(len(self.stages)):
             out.append(Choice(self.depth_name(s), self.depths))
+            if self.stage_widths:
+                out.append(Choice(self.width_name(s), self.stage_widths, doc="stage width multiplier"))
             for b in range(max(self.depths)):
                 cond: tuple[Condition, ...] = ()
                 if b >= min(self.depths):
@@ -371,11 +412,30 @@ class ElasticSpace(SearchSpace):
             out.append(blocks)
         return out
 
+    def resolution(self, arch: Mapping[str, Value]) -> int | None:
+        """The input resolution of ``arch`` (None without a ``resolution`` decision)."""
+        value = arch.get("resolution")
+        return None if value is None else int(value)
+
+    def stage_specs(self, arch: Mapping[str, Value]) -> tuple[StageSpec, ...]:
+        """The stages of ``arch``: the space's, with widths times the chosen stage multipliers."""
+        out = []
+        for s, spec in enumerate(self.stages):
+            mult = float(arch.get(self.width_name(s), 1.0))
+            out.append(spec if mult == 1.0 else StageSpec(max(1, round(spec.width * mult)), spec.stride,
+                                                          spec.act, spec.se))
+        return tuple(out)
+
     def max_arch(self) -> Architecture:
-        """The largest architecture: deepest stages, largest kernels and expand ratios."""
+        """The largest architecture: deepest stages, largest kernels, expand ratios, resolution
+        and stage widths."""
         values: dict[str, Value] = {}
+        if self.resolutions:
+            values["resolution"] = max(self.resolutions)
         for s in range(len(self.stages)):
             values[self.depth_name(s)] = max(self.depths)
+            if self.stage_widths:
+                values[self.width_name(s)] = max(self.stage_widths)
             for b in range(max(self.depths)):
                 values[self.block_name(s, b, "kernel")] = max(self.kernel_sizes)
                 values[self.block_name(s, b, "expand")] = max(self.expand_ratios)
@@ -408,8 +468,8 @@ class ElasticSpace(SearchSpace):
             raise ConfigError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
-        config = NetworkConfig(self.stages, num_classes, in_channels, float(width_mult),
-                               stem_stride, float(dropout), self.hswish)
+        config = NetworkConfig(self.stage_specs(arch), num_classes, in_channels, float(width_mult),
+                               stem_stride, float(dropout), self.hswish, self.resolution(arch))
         return ElasticNetwork(self.plan(arch), config)
 
     def build_max(self, **kwargs: Any) -> ElasticNetwork:
@@ -423,12 +483,16 @@ class ElasticSpace(SearchSpace):
         chosen kernel and expand ratio by :func:`extract_block`.
         """
         self.validate(arch)
+        if self.stage_widths:
+            raise ConfigError("sub-networks with per-stage widths cannot be cut out of the max network "
+                              "(elastic width here is the expand ratio); create the space without "
+                              "stage_widths for weight sharing")
         plan = self.plan(arch)
         if len(max_net.stages) != len(plan) or any(
             len(blocks) > len(max_net.stage(s)) for s, blocks in enumerate(plan)
         ):
             raise ConfigError("max_net is not a max network of this space (too few blocks)")
-        sub = ElasticNetwork(plan, max_net.config)
+        sub = ElasticNetwork(plan, replace(max_net.config, resolution=self.resolution(arch)))
         sub.stem.load_state_dict(max_net.stem.state_dict())
         sub.first_block.load_state_dict(max_net.first_block.state_dict())
         for s, blocks in enumerate(plan):
@@ -449,12 +513,14 @@ class ElasticSpace(SearchSpace):
             for b, (kernel, expand) in enumerate(blocks):
                 nid = f"s{s}b{b}"
                 nodes.append({"id": nid, "label": f"stage {s}: MB{expand:g} {kernel}x{kernel} "
-                              f"({self.stages[s].width})", "kind": "node"})
+                              f"({self.stage_specs(arch)[s].width})", "kind": "node"})
                 edges.append({"src": prev, "dst": nid, "label": ""})
                 prev = nid
         nodes.append({"id": "out", "label": "1x1 conv, pool, classifier", "kind": "output"})
         edges.append({"src": prev, "dst": "out", "label": ""})
-        return {"title": "Elastic MobileNetV3 network", "layout": "chain", "nodes": nodes,
+        res = self.resolution(arch)
+        title = "Elastic MobileNetV3 network" + (f" at {res}x{res}" if res is not None else "")
+        return {"title": title, "layout": "chain", "nodes": nodes,
                 "edges": edges}
 
 

@@ -172,6 +172,9 @@ class ElasticSupernet(Supernet):
     def run_arch(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         """Forward pass of sub-network ``arch``."""
         net = self.net
+        r = self.espace.resolution(arch)  # elastic resolution: the sub-network's input size
+        if r is not None and tuple(x.shape[-2:]) != (r, r):
+            x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
         x = net.first_block(net.stem(x))
         for s, blocks in enumerate(self.espace.plan(arch)):
             for b, (kernel, expand) in enumerate(blocks):
@@ -255,6 +258,10 @@ def elastic_supernet(space: ElasticSpace, **kwargs: Any) -> ElasticSupernet:
             f"unknown supernet option(s) {unknown} for space 'elastic'; allowed: "
             + ", ".join(repr(o) for o in _BUILD_OPTIONS)
         )
+    if space.stage_widths:
+        raise ConfigError("the elastic supernet shares weights across depth, expand ratio, kernel and "
+                          "resolution, not per-stage widths; create the space without stage_widths "
+                          f"(got {list(space.stage_widths)}) for once-for-all training")
     return ElasticSupernet(space, **kwargs)
 
 
