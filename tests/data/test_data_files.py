@@ -20,9 +20,10 @@ import torch
 
 from nasforge.data import ChecksumError, catalog, dataset_info, list_datasets, load_dataset
 from nasforge.data.catalog import RemoteFile
+from nasforge.data.dataset import check_dataset_files
 from nasforge.data.files import candidate_dirs, file_digest, verify_file
 from nasforge.data.idx import read_idx, write_idx
-from nasforge.errors import ConfigError, DataNotFoundError, UnknownNameError
+from nasforge.errors import ConfigError, DataNotFoundError, FileAccessError, UnknownNameError
 
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -244,9 +245,9 @@ def test_download_rejects_bad_checksum(isolated: Path, server: tuple[str, Path],
 
 
 def write_cifar_batch(path: Path, n: int, value: int, labels_key: bytes = b"labels",
-                      protocol: int = 2) -> None:
+                      protocol: int = 2, batch_label: bytes = b"test") -> None:
     data = np.full((n, 3072), value, dtype=np.uint8)
-    batch = {b"batch_label": b"test", labels_key: [i % 10 for i in range(n)], b"data": data,
+    batch = {b"batch_label": batch_label, labels_key: [i % 10 for i in range(n)], b"data": data,
              b"filenames": [b"x.png"] * n}
     path.write_bytes(pickle.dumps(batch, protocol=protocol))
 
@@ -257,15 +258,34 @@ def test_cifar_batches_load_with_checks(isolated: Path) -> None:
     for i in range(1, 6):
         write_cifar_batch(d / f"data_batch_{i}", 4, i, protocol=2 if i % 2 else 5)
     write_cifar_batch(d / "test_batch", 3, 9)
-    with pytest.raises(ChecksumError, match="data_batch_1"):
-        load_dataset("cifar10", data_dir=isolated / "cifar")  # not the official files
-    ds = load_dataset("cifar10", data_dir=isolated / "cifar", verify=False)
+    # The user's own batches in the official layout load as they are (no official checksum).
+    ds = load_dataset("cifar10", data_dir=isolated / "cifar")
     assert ds.images.shape == (20, 3, 32, 32)
     assert ds.images[:, 0, 0, 0].tolist() == [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4 + [5] * 4
     assert ds.info.augment == "crop_flip"
     (d / "data_batch_3").unlink()
     with pytest.raises(DataNotFoundError, match="lacks data_batch_3"):
         load_dataset("cifar10", data_dir=isolated / "cifar", verify=False)
+
+
+def test_files_claiming_to_be_official_are_checksummed(isolated: Path) -> None:
+    """Official name, 10,000 images and an official batch_label: the published MD5 must match."""
+    d = isolated / "cifar" / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    for i in range(1, 6):
+        write_cifar_batch(d / f"data_batch_{i}", 4, i)
+    write_cifar_batch(d / "test_batch", 10000, 9, batch_label=b"testing batch 1 of 1")
+    with pytest.raises(ChecksumError, match=r"test_batch: md5 is .*taken for the official "
+                       r"download; it is corrupt .* give it another batch_label"):
+        load_dataset("cifar10", "test", data_dir=isolated / "cifar")
+    assert len(load_dataset("cifar10", "test", data_dir=isolated / "cifar", verify=False)) == 10000
+    with pytest.raises(ChecksumError, match="test_batch"):  # before a search starts, too
+        check_dataset_files("cifar10", "test", isolated / "cifar")
+    check_dataset_files("cifar10", "train", isolated / "cifar")
+    (d / "data_batch_2").write_bytes((d / "data_batch_2").read_bytes()[:100])
+    with pytest.raises(FileAccessError, match=r"cannot read the dataset file .*data_batch_2.*ends "
+                       "too early"):
+        check_dataset_files("cifar10", "train", isolated / "cifar")
 
 
 def test_cifar100_fine_labels(isolated: Path) -> None:

@@ -77,7 +77,7 @@ def test_nb201_csv_values_out_of_range_are_refused(tmp_path: Path) -> None:
                        r"it must be an accuracy in \[0, 100\]"):
         NB201Table.load(csv)
     csv.write_text("index,arch,cifar10_test_acc_200,params_m\n0,|a~0|,93.5,-1\n1,|b~0|,,1.0\n")
-    with pytest.raises(ConfigError, match="column 'params_m' holds -1.0; it must be a number >= 0"):
+    with pytest.raises(ConfigError, match=r"column 'params_m' holds -1\.0; it must be a number >= 0"):
         NB201Table.load(csv)
     csv.write_text("index,arch,cifar10_test_acc_200,params_m\n0,|a~0|,93.5,1\n1,|b~0|,,1.0\n")
     assert len(NB201Table.load(csv)._archs) == 2  # a missing value (NaN) is allowed

@@ -10,12 +10,14 @@ are only read from paths the user's ``data_dir`` (or the cache) leads to.
 from __future__ import annotations
 
 import pickle
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, file_error
 
 # (module, name) pairs a numpy array pickle refers to, across numpy 1.x and 2.x module names, plus
 # the codec helper Python 3 uses to pickle bytes with protocol 2.
@@ -42,12 +44,49 @@ class _BatchUnpickler(pickle.Unpickler):
         )
 
 
+#: Images in each file of the official downloads (Krizhevsky, 2009): CIFAR-10's five training
+#: batches and test batch, CIFAR-100's one training and one test file.
+OFFICIAL_IMAGES = {**{f"data_batch_{i}": 10000 for i in range(1, 6)}, "test_batch": 10000,
+                   "train": 50000, "test": 10000}
+
+# The official files carry a batch_label such as b"training batch 1 of 5".
+_OFFICIAL_LABEL = re.compile(r"(training|testing) batch \d+ of \d+")
+
+
+@dataclass(frozen=True)
+class CifarBatch:
+    """One CIFAR python batch: images (N, 3, 32, 32) uint8, labels (N,) int64, its batch_label."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    batch_label: str | None
+
+
+def claims_official(path: Path, batch: CifarBatch) -> bool:
+    """Whether a file presents itself as part of the official download: the official file name,
+    the official number of images and an official ``batch_label``. Only such files have a
+    published checksum to compare with; a user's own data in the same format does not."""
+    expected = OFFICIAL_IMAGES.get(path.name)
+    return (expected is not None and len(batch.labels) == expected
+            and batch.batch_label is not None and bool(_OFFICIAL_LABEL.fullmatch(batch.batch_label)))
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one CIFAR python batch file."""
+    batch = read_cifar_batch(path)
+    return batch.images, batch.labels
+
+
+def read_cifar_batch(path: Path) -> CifarBatch:
+    """One CIFAR python batch file, checked (a clear ConfigError naming the file otherwise)."""
     try:
         with open(path, "rb") as fh:
             obj = _BatchUnpickler(fh, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+    except OSError as exc:
+        raise file_error(exc, path, "read the dataset file") from None
+    except EOFError as exc:
+        raise file_error(exc, path, "read the dataset file") from None
+    except (pickle.UnpicklingError, ValueError, TypeError) as exc:
         raise ConfigError(f"{path} is not a CIFAR python batch: {exc}") from None
     if not isinstance(obj, dict):
         raise ConfigError(f"{path} is not a CIFAR python batch (holds a {type(obj).__name__})")
@@ -66,4 +105,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels.shape != (data.shape[0],):
         raise ConfigError(f"{path}: {labels.shape[0]} labels for {data.shape[0]} images")
-    return data.reshape(-1, 3, 32, 32), labels
+    label = batch.get("batch_label")
+    text = label.decode("utf-8", "replace") if isinstance(label, bytes) else (
+        label if isinstance(label, str) else None)
+    return CifarBatch(data.reshape(-1, 3, 32, 32), labels, text)

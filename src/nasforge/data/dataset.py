@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from nasforge.data.catalog import DatasetInfo, get_spec
-from nasforge.data.cifar import read_batch
-from nasforge.data.files import locate, verify_file
+from nasforge.data.catalog import DatasetInfo, DatasetSpec, get_spec
+from nasforge.data.cifar import CifarBatch, claims_official, read_cifar_batch
+from nasforge.data.files import ChecksumError, locate, verify_file
 from nasforge.data.idx import read_idx
 from nasforge.errors import ConfigError
 
@@ -167,19 +167,51 @@ def load_dataset(
         x = torch.from_numpy(images.copy()).unsqueeze(1)
         y = torch.from_numpy(labels)
     else:
-        parts = []
-        for path, remote in zip(paths, spec.files[split]):
-            if verify:
-                verify_file(path, md5=remote.md5)
-            parts.append(read_batch(path))
-        x = torch.from_numpy(np.concatenate([p[0] for p in parts]))
-        y = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+        parts = read_cifar_files(spec, split, paths, verify)
+        x = torch.from_numpy(np.concatenate([p.images for p in parts]))
+        y = torch.from_numpy(np.concatenate([p.labels for p in parts]))
     if int(y.max().item()) >= spec.info.num_classes or int(y.min().item()) < 0:
         raise ConfigError(f"{paths[-1]}: labels outside [0, {spec.info.num_classes})")
     info = spec.info
     if tuple(x.shape[1:]) != info.input_shape:
         info = replace(info, input_shape=(int(x.shape[1]), int(x.shape[2]), int(x.shape[3])))
     return ArrayDataset(x, y, info, source=paths)
+
+
+def read_cifar_files(spec: DatasetSpec, split: str, paths: Sequence[Path],
+                     verify: bool = True) -> list[CifarBatch]:
+    """Read a split's CIFAR batch files. With ``verify``, a file that claims to be the official
+    download (:func:`~nasforge.data.cifar.claims_official`) must have the published MD5; the
+    user's own data in the CIFAR format (other sizes or labels) is read as it is."""
+    parts = []
+    for path, remote in zip(paths, spec.files[split]):
+        batch = read_cifar_batch(path)
+        if verify and claims_official(path, batch):
+            try:
+                verify_file(path, md5=remote.md5)
+            except ChecksumError as exc:
+                raise ChecksumError(
+                    f"{exc.args[0].split(';')[0]}: the file has the official file's name, number "
+                    "of images and batch_label, so it is taken for the official download; it is "
+                    "corrupt (delete it and download again) or, if it is your own data, give it "
+                    "another batch_label"
+                ) from None
+        parts.append(batch)
+    return parts
+
+
+def check_dataset_files(name: str, split: str = "train",
+                        data_dir: str | os.PathLike[str] | None = None,
+                        download: bool = False) -> None:
+    """Find a named dataset's files and check they can be read (the checksum of files that
+    claim to be the official download included), so a broken file stops a run before it starts."""
+    spec = get_spec(name)
+    paths = locate(spec, split, data_dir, download)
+    if spec.fmt == "cifar":
+        read_cifar_files(spec, split, paths)
+    else:
+        for path in paths:
+            read_idx(path)
 
 
 def as_dataset(obj: Any, split: str = "train", data_dir: str | os.PathLike[str] | None = None,

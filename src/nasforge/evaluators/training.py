@@ -39,9 +39,7 @@ import torch
 from torch import nn
 
 from nasforge.data import ArrayDataset, BatchLoader, DataSplits, dataset_info, make_splits
-from nasforge.data.catalog import get_spec
-from nasforge.data.dataset import as_dataset
-from nasforge.data.files import locate
+from nasforge.data.dataset import as_dataset, check_dataset_files
 from nasforge.data.splits import random_subset
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
@@ -261,15 +259,17 @@ class TrainingEvaluator(Evaluator):
         self.metrics += tuple(n for n in wanted if n not in have)
 
     def check_ready(self) -> None:
-        """Find (or, with ``download=True``, fetch) a named dataset's files before any trial.
+        """Find (or, with ``download=True``, fetch) a named dataset's files and read them once
+        before any trial; build one network with the ``build_kwargs``.
 
-        Raises :class:`~nasforge.errors.DataNotFoundError` listing every directory searched.
-        Only the files are looked for; each process that evaluates loads the data itself.
+        Raises :class:`~nasforge.errors.DataNotFoundError` listing every directory searched, or
+        an error naming a truncated or corrupt file. Each process that evaluates loads the data
+        itself.
         """
         if isinstance(self.dataset, str):
-            spec = get_spec(self.dataset)
+            # Read once here: a truncated or corrupt file stops the run before the first trial.
             for split in ("train", "test") if self.test else ("train",):
-                locate(spec, split, self.data_dir, self.download)
+                check_dataset_files(self.dataset, split, self.data_dir, self.download)
         if self.space is not None:
             self._check_build()
 
