@@ -12,6 +12,7 @@ from torch import nn
 from nasforge.errors import ConfigError, UnknownNameError
 from nasforge.metrics import count_flops, count_params
 from nasforge.proxies import PROXIES, compute_proxy, get_proxy, list_proxies
+from nasforge.proxies.saliency import fisher
 
 ALL = list_proxies()
 DATA_FREE = {"synflow", "params", "flops"}
@@ -37,12 +38,12 @@ def batch(n: int = 8, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_registry_lists_every_proxy_with_what_it_needs() -> None:
-    assert set(ALL) == {"synflow", "snip", "grasp", "fisher", "jacob_cov", "naswot", "grad_norm",
-                        "params", "flops"}
+    assert set(ALL) == {"synflow", "snip", "grasp", "fisher", "fisher_per_channel", "jacob_cov",
+                        "naswot", "grad_norm", "params", "flops"}
     assert set(list_proxies(data_free=True)) == DATA_FREE
     assert set(list_proxies(data_free=False)) == set(ALL) - DATA_FREE
     needs_labels = {n for n in ALL if get_proxy(n).needs_targets}
-    assert needs_labels == {"snip", "grasp", "fisher", "grad_norm"}
+    assert needs_labels == {"snip", "grasp", "fisher", "fisher_per_channel", "grad_norm"}
     for proxy in PROXIES.values():
         assert proxy.summary and proxy.reference
 
@@ -202,3 +203,23 @@ def test_grasp_explains_missing_second_derivatives() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Hardsigmoid(), nn.Flatten(), nn.Linear(144, 5))
     with pytest.raises(ConfigError, match="second derivatives"):
         compute_proxy("grasp", model, x, y)
+
+
+def test_fisher_counts_a_channel_once_per_weight_as_published_or_once_per_channel() -> None:
+    torch.manual_seed(0)
+    conv, linear = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 5)
+    model = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear)
+    x, y = batch()
+    # By hand: the loss gradient of each layer's output, then 0.5 * mean_n (sum_hw a * g)^2.
+    a1 = conv(x)  # the proxy runs on a copy; these are the same weights
+    a2 = linear(torch.relu(a1).mean((2, 3)))
+    g1, g2 = torch.autograd.grad(nn.functional.cross_entropy(a2, y), [a1, a2])
+    conv_part = float((0.5 * (a1 * g1).sum((2, 3)).pow(2).mean(0)).sum().detach())
+    linear_part = float((0.5 * (a2 * g2).pow(2).mean(0)).sum().detach())
+    per_channel = compute_proxy("fisher_per_channel", model, x, y)
+    published = compute_proxy("fisher", model, x, y)
+    assert per_channel == pytest.approx(conv_part + linear_part, rel=1e-5)
+    # Abdelfattah et al. give each of a channel's weights its value: 3*3*3 per conv channel, 4 per unit.
+    assert published == pytest.approx(27 * conv_part + 4 * linear_part, rel=1e-5)
+    with pytest.raises(ConfigError, match="fisher mode must be one of"):
+        fisher(model, x, y, nn.functional.cross_entropy, mode="per_layer")

@@ -106,23 +106,30 @@ def grasp(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
     return _total([(-w.detach() * h).sum().cpu() for w, h in zip(weights, hg)])
 
 
-@register_proxy(
-    "fisher",
-    needs=INPUTS_AND_TARGETS,
-    summary="sum over conv/linear output channels of 0.5 * mean_n (sum_hw act * dL/dact)^2",
-    reference="Theis et al., 2018; Turner et al., ICLR 2020; Abdelfattah et al., ICLR 2021",
-)
+FISHER_MODES: tuple[str, ...] = ("per_weight", "per_channel")
+
+
 def fisher(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
-           loss_fn: LossFn) -> float:
+           loss_fn: LossFn, mode: str = "per_weight") -> float:
     """Fisher pruning saliency of every output channel of every conv/linear layer, summed.
 
     For channel ``k`` with activation ``a`` and loss gradient ``g``, the estimated loss increase
-    of removing it is ``0.5 * mean_n (sum_{h,w} a * g)^2`` (an empirical Fisher approximation).
+    of removing it is ``0.5 * mean_n (sum_{h,w} a * g)^2`` (an empirical Fisher approximation;
+    Theis et al. 2018, Turner et al. 2020).
+
+    ``mode="per_weight"`` (the default, the published quantity): Abdelfattah et al. (ICLR 2021)
+    give every weight of a channel that channel's saliency and sum over weights, so a channel
+    counts once per weight it has (``in_channels / groups * kernel area``; ``in_features`` for a
+    linear layer). ``mode="per_channel"`` counts each channel once (registered as proxy
+    ``fisher_per_channel``); the two rank NAS-Bench-201 cells alike but differ in scale.
     """
-    acts: list[torch.Tensor] = []
+    if mode not in FISHER_MODES:
+        raise ConfigError(f"fisher mode must be one of {FISHER_MODES}, got {mode!r}")
+    # (layer, output) per call, so each activation knows how many weights its channels have.
+    calls: list[tuple[nn.Module, torch.Tensor]] = []
 
     def keep(module: nn.Module, args: object, output: torch.Tensor) -> None:
-        acts.append(output)
+        calls.append((module, output))
 
     hooks = [m.register_forward_hook(keep) for m in prunable_layers(model)]
     try:
@@ -130,14 +137,41 @@ def fisher(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
     finally:
         for h in hooks:
             h.remove()
-    if not acts:
+    if not calls:
         prunable_weights(model)  # raises the "no conv or linear layer" error
-    grads = _grads(loss, acts)
+    grads = _grads(loss, [a for _, a in calls])
     parts = []
-    for a, g in zip(acts, grads):
+    for (layer, a), g in zip(calls, grads):
         per_channel = (a * g).flatten(2).sum(2) if a.dim() > 2 else a * g
-        parts.append((0.5 * per_channel.pow(2).mean(0)).sum().detach().cpu())
+        saliency = (0.5 * per_channel.pow(2).mean(0)).sum()
+        if mode == "per_weight":
+            weight = layer.weight
+            assert isinstance(weight, torch.Tensor)
+            saliency = saliency * weight[0].numel()  # weights per output channel
+        parts.append(saliency.detach().cpu())
     return _total(parts)
 
 
-__all__ = ["fisher", "grad_norm", "grasp", "snip"]
+register_proxy(
+    "fisher",
+    needs=INPUTS_AND_TARGETS,
+    summary="sum over conv/linear weights of their channel's 0.5 * mean_n (sum_hw act * dL/dact)^2",
+    reference="Theis et al., 2018; Turner et al., ICLR 2020; Abdelfattah et al., ICLR 2021",
+)(fisher)
+
+
+def fisher_per_channel(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
+                       loss_fn: LossFn) -> float:
+    """:func:`fisher` with each output channel counted once (``mode="per_channel"``)."""
+    return fisher(model, inputs, targets, loss_fn, mode="per_channel")
+
+
+register_proxy(
+    "fisher_per_channel",
+    needs=INPUTS_AND_TARGETS,
+    summary="sum over conv/linear output channels of 0.5 * mean_n (sum_hw act * dL/dact)^2",
+    reference="Theis et al., 2018; Turner et al., ICLR 2020 (per channel, not per weight)",
+)(fisher_per_channel)
+
+
+__all__ = ["FISHER_MODES", "fisher", "fisher_per_channel", "grad_norm", "grasp", "snip"]
