@@ -151,3 +151,50 @@ def test_cli_draw(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "n.svg" in capsys.readouterr().out
     assert main(["spaces", "draw", "darts", "DARTS_V2"]) == 2
     assert "needs -o FILE" in capsys.readouterr().err
+
+
+def _deep_macro() -> tuple[Any, Architecture]:
+    from nasforge.spaces.macro import layer_filters, layer_op, layer_skip
+
+    space = nasforge.create_space("macro")
+    values: dict[str, Any] = {"num_layers": 18}
+    for j in range(18):
+        values[layer_op(j)], values[layer_filters(j)] = "nor_conv_3x3", 32
+    # Many skips: nested, overlapping, and several sharing end nodes.
+    skips = [(0, 2), (0, 9), (1, 4), (2, 11), (2, 14), (3, 5), (3, 9), (5, 7), (6, 11), (8, 13),
+             (8, 15), (10, 13), (10, 16), (11, 14), (13, 15), (13, 17), (0, 17)]
+    values.update({layer_skip(j, i): True for i, j in skips})
+    return space, space.complete(values)
+
+
+def test_deep_macro_skips_are_routed_on_separate_lanes(tmp_path: Path) -> None:
+    space, arch = _deep_macro()
+    graph = arch_graph(space, arch)
+    pos, box_w, shapes = geometry(graph)
+    routed = [sh for sh in shapes if sh.edge.kind == "skip"]
+    assert len(routed) == 17 and all(sh.route is not None and len(sh.route) == 4 for sh in routed)
+    column_x = pos["L0"][0]
+    by_lane: dict[int, list[tuple[float, float]]] = {}
+    for sh in routed:
+        assert sh.route is not None and sh.lane is not None
+        start, out, down, end = sh.route
+        # Out of the source's side to the lane, along it, back into the later layer's side.
+        assert start[1] == out[1] and out[0] == down[0] and down[1] == end[1] and end[0] == start[0]
+        side = 1 if sh.lane % 2 == 0 else -1  # even lanes right of the column, odd lanes left
+        assert (out[0] - column_x) * side > box_w["L0"] / 2
+        assert abs(start[1] - pos[sh.edge.src][1]) < 0.3 and abs(end[1] - pos[sh.edge.dst][1]) < 0.3
+        by_lane.setdefault(sh.lane, []).append(tuple(sorted((start[1], end[1]))))  # type: ignore[arg-type]
+    for spans in by_lane.values():  # skips sharing a lane never share any stretch, nor an end node
+        for (a_lo, a_hi), (b_lo, b_hi) in itertools.combinations(spans, 2):
+            assert a_hi < b_lo or b_hi < a_lo
+    ends = [p for sh in routed for p in (sh.route[0], sh.route[-1])]  # type: ignore[index]
+    assert len(set(ends)) == len(ends), "two skips end at the same point"
+    # Shorter skips sit on inner lanes: the longest skip is on the outermost lane of its side.
+    longest = max(routed, key=lambda sh: abs(sh.start[1] - sh.end[1]))
+    assert longest.lane == max(sh.lane for sh in routed if sh.lane % 2 == longest.lane % 2)  # type: ignore[operator]
+    svg = draw(space, arch, tmp_path / "deep.svg")[0].read_text()
+    for sh in routed:  # each skip is its own group: the routed line and a filled arrowhead
+        group = svg.split(f'<g id="skip-{sh.edge.src}-{sh.edge.dst}">')[1].split("</g>")[0]
+        assert group.count("<path") == 2 and "fill: none" in group.split("<path")[1]
+        assert f"stroke: {sh.color}" in group
+    assert len({sh.color for sh in routed}) > 5  # lanes are told apart by colour too

@@ -14,7 +14,8 @@ This module knows no space by name. :func:`draw` turns that dict into a picture:
 are laid out in layers left to right (longest path from the inputs, crossings reduced by
 barycentre ordering); edges that jump over a layer bend around the nodes in between, and edge
 labels are moved along their edges until they do not overlap. ``chain`` graphs
-(whole networks) are a top-down column with skip connections drawn as arcs on the right.
+(whole networks) are a top-down column with skip connections routed on lanes beside it (see
+:func:`_skip_routes`).
 """
 
 from __future__ import annotations
@@ -239,6 +240,11 @@ class EdgeShape:
     rad: float
     color: str
     label_at: tuple[float, float] | None = None
+    #: A skip connection of a chain: the corners of its routed path (start, out to its lane,
+    #: along the lane, back in to the end), drawn as straight segments; None for curves.
+    route: list[tuple[float, float]] | None = None
+    #: The lane of a routed skip: 0, 1, ... from the column outwards; even lanes right, odd left.
+    lane: int | None = None
 
 
 _FONT = 10.0
@@ -317,6 +323,62 @@ def _bends(graph: ArchGraph, pos: Mapping[str, Point]) -> dict[int, float]:
     return rads
 
 
+_SKIP_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
+                "#e377c2", "#bcbd22", "#7f7f7f")
+_LANE_GAP = 0.32  # data units between neighbouring lanes
+_PORT_SPAN = 0.8  # of the box height over which a side's skip ends are spread
+
+
+def _skip_routes(graph: ArchGraph, pos: Mapping[str, Point], box_w: Mapping[str, float]
+                 ) -> dict[int, EdgeShape]:
+    """Orthogonal routes of a chain's skip connections, so that deep networks stay readable.
+
+    Skips are stacked by span: shorter ones first, each on the innermost lane where it overlaps
+    no skip already there, not even at an end node (interval colouring, so two skips on one lane
+    never share a stretch of the column or look like one skip that branches). Lanes alternate
+    between the right (even) and the left (odd) side of the column, and the ends of the skips
+    that meet one node on one side get separate ports spread over the box's height, so no two
+    arrows share an end point. Each lane has its own colour.
+    """
+    skips = [k for k, e in enumerate(graph.edges) if e.kind == "skip"]
+    order = sorted(skips, key=lambda k: (abs(pos[graph.edges[k].src][1] - pos[graph.edges[k].dst][1]), k))
+    lanes: list[list[tuple[float, float]]] = []
+    lane_of: dict[int, int] = {}
+    for k in order:
+        e = graph.edges[k]
+        lo, hi = sorted((pos[e.src][1], pos[e.dst][1]))
+        lane = next((i for i, taken in enumerate(lanes)
+                     if all(hi < t_lo or lo > t_hi for t_lo, t_hi in taken)), len(lanes))
+        if lane == len(lanes):
+            lanes.append([])
+        lanes[lane].append((lo, hi))
+        lane_of[k] = lane
+    # Ports: on each node and side, the skip ends ordered by lane (inner lanes nearer the top).
+    ends: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for k in skips:
+        e, side = graph.edges[k], lane_of[k] % 2
+        ends.setdefault((e.src, side), []).append((lane_of[k], k))
+        ends.setdefault((e.dst, side), []).append((lane_of[k], k))
+    port: dict[tuple[str, int], float] = {}
+    for (node, side), items in ends.items():
+        items.sort()
+        for i, (_, k) in enumerate(items):
+            frac = 0.0 if len(items) == 1 else i / (len(items) - 1) - 0.5
+            port[(node, k)] = pos[node][1] - frac * _PORT_SPAN * _BOX_H * (1 if side == 0 else -1)
+    half = max(box_w.values(), default=1.0) / 2
+    out: dict[int, EdgeShape] = {}
+    for k in skips:
+        e, lane = graph.edges[k], lane_of[k]
+        sign = 1.0 if lane % 2 == 0 else -1.0
+        edge_x = pos[e.src][0] + sign * half
+        lane_x = pos[e.src][0] + sign * (half + _LANE_GAP * (lane // 2 + 1))
+        y0, y1 = port[(e.src, k)], port[(e.dst, k)]
+        route = [(edge_x, y0), (lane_x, y0), (lane_x, y1), (edge_x, y1)]
+        out[k] = EdgeShape(e, route[0], route[-1], 0.0, _SKIP_COLORS[lane % len(_SKIP_COLORS)],
+                           route=route, lane=lane)
+    return out
+
+
 def geometry(graph: ArchGraph) -> tuple[dict[str, Point], dict[str, float], list[EdgeShape]]:
     """Node positions and widths, and each edge's curvature and label position."""
     chain = graph.layout == "chain"
@@ -335,14 +397,12 @@ def geometry(graph: ArchGraph) -> tuple[dict[str, Point], dict[str, float], list
                    for px, py, pw, ph in placed)
 
     rads = _bends(graph, pos)
+    routes = _skip_routes(graph, pos, box_w) if chain else {}
     shapes: list[EdgeShape] = []
     for k, e in enumerate(graph.edges):
         a, b = pos[e.src], pos[e.dst]
         if chain and e.kind == "skip":
-            # Skip connections: arcs bulging right of the column, wider for longer jumps.
-            start = (a[0] + box_w[e.src] / 2, a[1])
-            end = (b[0] + box_w[e.dst] / 2, b[1])
-            shapes.append(EdgeShape(e, start, end, -0.5, "#7f7f7f"))
+            shapes.append(routes[k])
             continue
         rad = rads.get(k, 0.0)
         shape = EdgeShape(e, a, b, rad, colors.get(e.label, "#555555"))
@@ -376,10 +436,9 @@ def render(graph: ArchGraph) -> Any:
         xs += [cx - box_w[n.id] / 2, cx + box_w[n.id] / 2]
         ys += [cy - _BOX_H / 2, cy + _BOX_H / 2]
     for sh in shapes:
-        for k in range(11):
-            px, py = _bezier(sh.start, sh.end, sh.rad, k / 10)
-            xs.append(px)
-            ys.append(py)
+        points = sh.route or [_bezier(sh.start, sh.end, sh.rad, k / 10) for k in range(11)]
+        xs += [p[0] for p in points]
+        ys += [p[1] for p in points]
         if sh.label_at is not None:
             hw, hh = label_half_size(sh.edge.label)
             xs += [sh.label_at[0] - hw, sh.label_at[0] + hw]
@@ -406,6 +465,15 @@ def render(graph: ArchGraph) -> Any:
         ))
         ax.text(cx, cy, n.label, ha="center", va="center", fontsize=_FONT, zorder=4)
     for sh in shapes:
+        if sh.route is not None:
+            # A routed skip: straight segments, an arrowhead into the later layer's box side.
+            codes = [MplPath.MOVETO] + [MplPath.LINETO] * (len(sh.route) - 1)
+            ax.add_patch(FancyArrowPatch(
+                path=MplPath(sh.route, codes), arrowstyle="-|>,head_length=0.6,head_width=0.3",
+                mutation_scale=14, color=sh.color,
+                linewidth=1.1, alpha=0.9, zorder=2, joinstyle="miter", gid=f"skip-{sh.edge.src}-{sh.edge.dst}",
+            ))
+            continue
         skip = sh.edge.kind == "skip" and graph.layout == "chain"
         t0, t1 = 0.0, 1.0
         if not skip:
