@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,9 @@ class MLflowCallback(_TrialLogger):
     """
 
     def __init__(self, directory: str | Path, experiment_name: str = "nasforge") -> None:
+        # MLflow reports usage data over the internet unless told not to. Logging to a local
+        # store must not phone home on the user's behalf: off unless they set it themselves.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         self.mlflow = _require("mlflow", "mlflow", "logging to MLflow")
         if ":" in str(directory) and not Path(directory).exists():
             self.uri = str(directory)  # a tracking URI (file:, sqlite:, ...)
