@@ -34,7 +34,7 @@ def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 def _flatten(value: Mapping[str, Any], prefix: str = "") -> list[str]:
     """``{"rea": {"population_size": 20}}`` -> ``["rea.population_size=20"]``."""
-    import yaml
+    from nasforge.utils.yamlio import dump_yaml
 
     out = []
     for k, v in value.items():
@@ -42,7 +42,7 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> list[str]:
         if isinstance(v, Mapping):
             out += _flatten(v, key + ".")
         else:
-            text = yaml.safe_dump(v, default_flow_style=True).strip()
+            text = dump_yaml(v, default_flow_style=True).strip()
             out.append(f"{key}={text.removesuffix(chr(10) + '...').strip()}")
     return out
 

@@ -67,10 +67,12 @@ def _kind(allowed: frozenset[type]) -> str:
 
 def coerce_value(name: str, value: Any, allowed: frozenset[type] | None) -> Any:
     """``value`` converted to one of the ``allowed`` types, or a ConfigError naming ``name``."""
-    if allowed is None or value is None or type(value) in allowed:
+    if allowed is None or type(value) in allowed:
         return value
     numeric = bool(allowed & {int, float})
     bad = ConfigError(f"{name} must be {_kind(allowed)}; got {value!r}")
+    if value is None:
+        raise bad  # null for a setting that has no "unset" meaning
     if isinstance(value, bool):
         raise bad  # True is an int to Python, never a number to a user
     if str in allowed and not numeric:

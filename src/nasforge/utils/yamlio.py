@@ -22,7 +22,12 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads exponent-only numbers as floats."""
 
 
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes the text ``"1e-3"`` (else it would read back as a float)."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
 
 
 def load_yaml(text: str) -> Any:
@@ -30,4 +35,9 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
-__all__ = ["load_yaml"]
+def dump_yaml(data: Any, **options: Any) -> str:
+    """YAML text that :func:`load_yaml` reads back as ``data`` (``yaml.safe_dump`` otherwise)."""
+    return str(yaml.dump(data, Dumper=_Dumper, **options))
+
+
+__all__ = ["dump_yaml", "load_yaml"]
