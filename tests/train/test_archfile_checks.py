@@ -81,3 +81,12 @@ def test_nb201_csv_values_out_of_range_are_refused(tmp_path: Path) -> None:
         NB201Table.load(csv)
     csv.write_text("index,arch,cifar10_test_acc_200,params_m\n0,|a~0|,93.5,1\n1,|b~0|,,1.0\n")
     assert len(NB201Table.load(csv)._archs) == 2  # a missing value (NaN) is allowed
+
+
+def test_build_options_are_read_as_their_declared_types(saved: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    af = load_arch_file(saved[0])
+    model = af.build(C="8", N=1)  # as given by --build-option C=8 quoted, or a hand-edited file
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in af.build(C=8, N=1).parameters())
+    with pytest.raises(ConfigError, match="build option 'C' must be an integer; got 'eight'"):
+        af.build(C="eight")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge.errors import ConfigError, file_error
 from nasforge.registry import SPACES
 from nasforge.space.architecture import Architecture
+from nasforge.utils.coerce import coerce_options
 
 if TYPE_CHECKING:
     from torch import nn
@@ -56,7 +57,10 @@ class ArchFile:
         """``space.build(arch, num_classes, in_channels, **build_kwargs)`` (overrides win)."""
         kwargs = {"num_classes": self.num_classes, "in_channels": self.in_channels,
                   **self.build_kwargs, **overrides}
-        model: nn.Module = self.space().build(self.arch, **kwargs)
+        space = self.space()
+        # "--build-option C=16" and a file's kwargs are checked against the build signature.
+        kwargs = coerce_options(space.build, kwargs, lambda k: f"build option {k!r}")
+        model: nn.Module = space.build(self.arch, **kwargs)
         return model
 
     def to_dict(self) -> dict[str, Any]:
