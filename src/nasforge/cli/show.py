@@ -17,7 +17,7 @@ from nasforge.cli.common import fmt_metric, print_final_stage, print_result, wri
 from nasforge.errors import ConfigError, NasforgeError
 from nasforge.experiment import SQLiteStorage
 from nasforge.experiment.selection import stored_final_stage
-from nasforge.report import curves
+from nasforge.report import curves, timeline
 from nasforge.report.stored import parse_objectives
 from nasforge.trial import Objective, Trial, TrialStatus
 
@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         write_json({"db": args.db, "config": config, "objective": str(objective),
                     "scheduler": scheduler, "pruner": pruner, "pruned": pruned,
                     "rungs": [r.to_dict() for r in rungs], "trials": rows,
+                    "workers": [lane.to_dict() for lane in timeline.lanes(all_trials)],
                     "final_stage": final_stage}, args.json)
         return 0
     metrics = sorted({k for r in rows for k in r["metrics"]})
@@ -163,9 +164,24 @@ def run(args: argparse.Namespace) -> int:
         line = f"{pruned} of {len(all_trials)} trial(s) pruned"
         line += f"; pruner: {escape(curves.describe_settings(pruner))}" if pruner else ""
         print_result(line)
+    workers = timeline.lanes(all_trials)
+    if workers:
+        print_result(_worker_table(workers))
     if final_stage is not None:
         print_final_stage(final_stage, objective.metric, print_result)
     return 0
+
+
+def _worker_table(workers: Sequence[timeline.Lane]) -> Table:
+    """The per-worker timeline: which trials each worker ran, when, and how busy it was."""
+    table = Table(title="trials per worker (seconds from the first start)")
+    for name in ("node", "worker", "trials", "busy"):
+        table.add_column(name, justify="left" if name == "node" else "right")
+    table.add_column("timeline", overflow="fold")
+    for lane in workers:
+        table.add_row(escape(lane.node), str(lane.worker), str(len(lane.trials)),
+                      f"{100 * lane.busy:.0f}%", escape(timeline.trial_list(lane)))
+    return table
 
 
 def _int_text(value: int | None) -> str:

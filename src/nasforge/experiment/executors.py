@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import logging
 import os
 import pickle
 import signal
@@ -28,8 +29,11 @@ from typing import Any
 
 from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned
+from nasforge.experiment.crash_log import Crash, CrashLog, read_crash
 from nasforge.space.architecture import Architecture
 from nasforge.trial import Result, TrialStatus
+
+log = logging.getLogger("nasforge.experiment")
 
 
 class ExecutorError(NasforgeError):
@@ -62,7 +66,9 @@ class JobOutcome:
     """A finished job: its Result and the wall times it started and ended at.
 
     ``worker_died`` marks a job whose worker process vanished (segfault, ``kill -9``, out of
-    memory); its ``result`` is a failed Result that says so.
+    memory); its ``result`` is a failed Result that says so. ``where`` is the placement that
+    parallel executors record in the trial's info: ``node`` (a host, or Ray's "IP/node id") and
+    ``worker`` (the worker's process id).
     """
 
     number: int
@@ -70,6 +76,7 @@ class JobOutcome:
     started_at: float
     finished_at: float
     worker_died: bool = False
+    where: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def timeout_result(timeout: float) -> Result:
@@ -232,6 +239,32 @@ class InlineExecutor(Executor):
             raise ConfigError(f"inline executor capacity must be an integer >= 1, got {capacity!r}")
         self.capacity = capacity
         self._queue: deque[TrialJob] = deque()
+        #: Where a crash of the process during a trial is recorded (set by the experiment for a
+        #: database file; see :mod:`nasforge.experiment.crash_log`). None: not recorded.
+        self.crash_path: str | None = None
+        self._crash_log: CrashLog | None = None
+        self._crashed: Crash | None = None
+
+    def start(self, evaluator: Evaluator) -> None:
+        super().start(evaluator)
+        self._crashed = None
+        if self.crash_path is not None:
+            # The trial that crashed the last run fails now instead of crashing this one too.
+            self._crashed = read_crash(self.crash_path)
+            self._crash_log = CrashLog(self.crash_path)
+            self._crash_log.open()
+
+    def _crash_outcome(self, job: TrialJob, crash: Crash) -> JobOutcome:
+        log.warning("trial %d crashed the process in the last run (%s); it is recorded as "
+                    "failed. Use the process executor to isolate crashing trials.",
+                    job.number, crash.headline)
+        error = (f"the process crashed while trial {job.number} ran inline, in the driver "
+                 f"({crash.headline}); recorded as failed when the experiment resumed. Run with "
+                 f"executor='process' (--executor process) so that a crash costs only its trial."
+                 f"\n{crash.text}")
+        now = time.time()
+        result = Result(status=TrialStatus.FAILED, error=error, info={"crashed": True})
+        return JobOutcome(job.number, result, now, now)
 
     def submit(self, job: TrialJob) -> None:
         self._queue.append(job)
@@ -239,7 +272,14 @@ class InlineExecutor(Executor):
     def wait(self, timeout: float | None = None) -> list[JobOutcome]:
         if not self._queue:
             return []
-        return [run_job(self.evaluator, self._queue.popleft(), enforce_timeout=True)]
+        job = self._queue.popleft()
+        crash = self._crashed
+        if crash is not None and crash.number == job.number:
+            self._crashed = None
+            return [self._crash_outcome(job, crash)]
+        if self._crash_log is not None:
+            self._crash_log.running(job.number)
+        return [run_job(self.evaluator, job, enforce_timeout=True)]
 
     @property
     def in_flight(self) -> int:
@@ -247,6 +287,9 @@ class InlineExecutor(Executor):
 
     def shutdown(self) -> None:
         self._queue.clear()
+        if self._crash_log is not None:
+            self._crash_log.close()
+            self._crash_log = None
 
 
 EXECUTOR_NAMES = ("inline", "process", "ray")

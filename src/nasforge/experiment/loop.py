@@ -35,7 +35,13 @@ from nasforge.errors import ConfigError, StorageError
 from nasforge.evaluators.base import EvalContext, Evaluator
 from nasforge.experiment.budget import Budget
 from nasforge.experiment.events import CallbackLike, Event, EventKind, as_callback
-from nasforge.experiment.executors import Executor, JobOutcome, TrialJob, make_executor
+from nasforge.experiment.executors import (
+    Executor,
+    InlineExecutor,
+    JobOutcome,
+    TrialJob,
+    make_executor,
+)
 from nasforge.experiment.metric_checks import MetricChecks
 from nasforge.experiment.pruners import Pruner
 from nasforge.experiment.resume import SnapshotPacer, Usage, claim_storage, replay, unfinished
@@ -199,6 +205,9 @@ class Experiment:
         if checkpoint_dir is None and isinstance(self.storage, SQLiteStorage):
             # Rung checkpoints live next to the database, so a resumed run finds them.
             self.plan._checkpoint_root = f"{self.storage.path}.rungs"
+        if isinstance(self.executor, InlineExecutor) and isinstance(self.storage, SQLiteStorage):
+            # A crash of the driver during an inline trial is recorded beside the database.
+            self.executor.crash_path = f"{self.storage.path}.crash"
         self.fidelity = fidelity
         self.trial_timeout = trial_timeout
         self.callbacks = [as_callback(c) for c in callbacks]
@@ -427,8 +436,10 @@ class Experiment:
             self._submit(p)
             return
         t, result = p.trial, outcome.result
-        # The schedule's keys (rung, config, parent) win over an evaluator's own info keys.
-        status, error, info = result.status, result.error, {**result.info, **t.info}
+        # The schedule's keys (rung, config, parent) win over an evaluator's own info keys;
+        # where it ran (node, worker) comes from the executor.
+        status, error = result.status, result.error
+        info = {**result.info, **outcome.where, **t.info}
         metrics = dict(result.metrics)
         if p.attempts:
             info["attempts"] = p.attempts + 1

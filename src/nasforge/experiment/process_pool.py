@@ -13,11 +13,13 @@ threads at ``cores // workers`` and exit on their own when the driver disappears
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import pickle
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -42,6 +44,26 @@ from nasforge.experiment.executors import (
 from nasforge.trial import Result
 
 _START_METHODS = ("spawn", "forkserver", "fork")
+
+#: Exit status of a worker that found itself re-running the driver's unguarded script.
+UNGUARDED_EXIT = 86
+
+_UNGUARDED = (
+    "the worker processes re-ran your script and it started another search: with the "
+    "'{method}' start method each worker imports the main script, so the code that runs the "
+    "experiment must be guarded with `if __name__ == \"__main__\":` (put it under that line)"
+)
+
+
+def exit_if_bootstrapping() -> None:
+    """In a worker that is importing the driver's script (no ``__main__`` guard), stop now.
+
+    Without the guard each spawned worker would build its own pool while still starting (Python
+    refuses that with a RuntimeError, exit code 1) and every trial would fail the same way.
+    Exiting with :data:`UNGUARDED_EXIT` lets the driver name the cause once instead.
+    """
+    if getattr(mp.current_process(), "_inheriting", False):
+        os._exit(UNGUARDED_EXIT)  # silently: the driver says it once, for every worker
 
 
 def _watch_parent() -> None:
@@ -136,6 +158,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, workers: int = 2, threads: int | None = None,
                  start_method: str = "spawn") -> None:
+        exit_if_bootstrapping()
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -154,6 +177,7 @@ class ProcessExecutor(Executor):
         self._payload = b""
         self._spawned = 0
         self._failed_starts = 0
+        self._host = socket.gethostname()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, evaluator: Evaluator) -> None:
@@ -225,22 +249,31 @@ class ProcessExecutor(Executor):
 
     def _lost(self, w: _Worker, outcomes: list[JobOutcome], why: str, died: bool) -> None:
         """Report ``w``'s job (if any) as failed for reason ``why`` and replace the worker."""
-        if w.job is not None:
-            result = (timeout_result(w.job.timeout) if not died and w.job.timeout is not None
-                      else Result.failed(why))
-            start = w.job_started() if w.ready else w.started_at
-            outcomes.append(JobOutcome(w.job.number, result, start, time.time(),
-                                       worker_died=died))
-        elif not w.ready:
-            # Died before it could say hello: count it, so that a worker that cannot start at
-            # all stops the run with a clear error instead of respawning forever.
+        if not w.ready:
+            # Died before it could say hello: its job never started, so it goes back to the
+            # queue (no budget spent). Count it, so that a worker that cannot start at all stops
+            # the run with a clear error instead of respawning forever.
+            if w.job is not None:
+                self._queue.appendleft(w.job)
+                w.job = None
+            if died and w.process.exitcode == UNGUARDED_EXIT:
+                raise ExecutorError(_UNGUARDED.format(method=self.start_method))
             self._failed_starts += 1
             if self._failed_starts > 2 * self.capacity + 2:
                 raise ExecutorError(
                     f"worker processes keep dying during start-up ({why}); check that the "
-                    "evaluator can be imported and built in a fresh process"
+                    "evaluator can be imported and built in a fresh process, and that a script "
+                    "runs its experiment under `if __name__ == \"__main__\":`"
                 )
+        elif w.job is not None:
+            result = (timeout_result(w.job.timeout) if not died and w.job.timeout is not None
+                      else Result.failed(why))
+            outcomes.append(JobOutcome(w.job.number, result, w.job_started(), time.time(),
+                                       worker_died=died, where=self._where(w)))
         self._replace(w)
+
+    def _where(self, w: _Worker) -> dict[str, Any]:
+        return {"node": self._host, "worker": w.process.pid}
 
     def wait(self, timeout: float | None = None) -> list[JobOutcome]:
         outcomes: list[JobOutcome] = []
@@ -299,12 +332,12 @@ class ProcessExecutor(Executor):
         elif kind == "done":
             outcome: JobOutcome = msg[1]
             if w.job is not None and outcome.number == w.job.number:
-                outcomes.append(outcome)
+                outcomes.append(dataclasses.replace(outcome, where=self._where(w)))
                 w.job = None
         elif kind == "job_error":
             if w.job is not None:
                 outcomes.append(JobOutcome(w.job.number, Result.failed(msg[1]), w.started_at,
-                                           time.time()))
+                                           time.time(), where=self._where(w)))
                 w.job = None
         elif kind == "init_error":
             raise ExecutorError(

@@ -11,7 +11,11 @@ timeout is stopped by killing its actor. See ``docs/ray.md`` for running on a cl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +23,7 @@ from typing import Any
 
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import Evaluator
+from nasforge.experiment import ray_reaper
 from nasforge.experiment.executors import (
     Executor,
     ExecutorError,
@@ -29,6 +34,7 @@ from nasforge.experiment.executors import (
     threads_per_worker,
     timeout_result,
 )
+from nasforge.experiment.ray_auth import explain_join_failure, use_token_if_available
 from nasforge.trial import Result
 
 
@@ -39,8 +45,13 @@ class _RayWorker:
         limit_threads(threads)
         self.evaluator = evaluator
 
-    def pid(self) -> int:
-        return os.getpid()
+    def where(self) -> dict[str, Any]:
+        """Where this worker runs: its node (address and Ray node id) and process id."""
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return {"node": f"{ray.util.get_node_ip_address()}/{node[:8]}", "node_id": node,
+                "pid": os.getpid()}
 
     def run(self, job: TrialJob) -> JobOutcome:
         return run_job(self.evaluator, job)
@@ -52,6 +63,8 @@ class _Slot:
     ready_ref: Any  # resolves once the actor has loaded the evaluator
     ready_at: float | None = None
     pid: int | None = None
+    node: str | None = None  # "IP/node-id prefix" once the worker said where it runs
+    node_id: str | None = None
     job: TrialJob | None = None
     ref: Any = None
     sent_at: float = 0.0
@@ -143,6 +156,8 @@ class RayExecutor(Executor):
         self._actor_cls: Any = None
         self._failed_starts = 0
         self._undo_loopback: Callable[[], None] | None = None
+        self._undo_auth: Callable[[], None] | None = None
+        self._reaper: subprocess.Popen[bytes] | None = None
         self.actors_started = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -150,27 +165,7 @@ class RayExecutor(Executor):
         super().start(evaluator)
         ray = self._ray = _import_ray()
         if not ray.is_initialized():
-            client = self.address is not None and self.address.startswith("ray://")
-            # Ray Client forwards init options to the server; keep its defaults there.
-            opts: dict[str, Any] = {} if client else {"include_dashboard": False,
-                                                      "logging_level": "warning"}
-            private = self.address is None and not os.environ.get("RAY_ADDRESS")
-            if private:
-                cores = os.cpu_count() or 1
-                need = int(-(-(self.workers or cores) * self.num_cpus // 1))
-                opts["num_cpus"] = max(cores, need)
-                opts["_node_ip_address"] = "127.0.0.1"
-            opts.update(self.init_options)
-            # A private Ray for this run is reachable from this machine only.
-            self._undo_loopback = _force_loopback() if private else None
-            try:
-                ray.init(address=self.address, runtime_env=self.runtime_env, **opts)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                self._restore_network()
-                raise ExecutorError(
-                    f"cannot start or reach Ray at {self.address!r}: {exc}"
-                ) from exc
-            self._owns_ray = True
+            self._connect(ray)
         if self.workers is None:
             res = ray.cluster_resources()
             by_cpu = int(res.get("CPU", 0) // self.num_cpus) if self.num_cpus else 10**9
@@ -184,11 +179,38 @@ class RayExecutor(Executor):
         self._queue = []
         self._slots = [self._new_slot() for _ in range(self.capacity)]
 
+    def _connect(self, ray: Any) -> None:
+        """``ray.init``: a private Ray on loopback, or a join of the cluster at the address."""
+        client = self.address is not None and self.address.startswith("ray://")
+        # Ray Client forwards init options to the server; keep its defaults there.
+        opts: dict[str, Any] = {} if client else {"include_dashboard": False,
+                                                  "logging_level": "warning"}
+        private = self.address is None and not os.environ.get("RAY_ADDRESS")
+        if private:
+            cores = os.cpu_count() or 1
+            need = int(-(-(self.workers or cores) * self.num_cpus // 1))
+            opts["num_cpus"] = max(cores, need)
+            opts["_node_ip_address"] = "127.0.0.1"
+        opts.update(self.init_options)
+        # A private Ray for this run is reachable from this machine only; a join uses the
+        # cluster's token when there is one (Ray itself does that for "auto" only).
+        self._undo_loopback = _force_loopback() if private else None
+        self._undo_auth = None if private else use_token_if_available()
+        try:
+            ray.init(address=self.address, runtime_env=self.runtime_env, **opts)
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+            self._restore_env()
+            where = self.address or os.environ.get("RAY_ADDRESS")
+            raise ExecutorError(explain_join_failure(where, exc)) from exc
+        self._owns_ray = True
+        if private:
+            self._reaper = _start_reaper(ray)
+
     def _new_slot(self) -> _Slot:
         threads = max(1, int(self.num_cpus)) if self.num_cpus >= 1 else threads_per_worker(1)
         actor = self._actor_cls.remote(self._evaluator_ref, threads)
         self.actors_started += 1
-        return _Slot(actor=actor, ready_ref=actor.pid.remote())
+        return _Slot(actor=actor, ready_ref=actor.where.remote())
 
     def shutdown(self) -> None:
         if self._ray is None:
@@ -202,12 +224,21 @@ class RayExecutor(Executor):
         if self._owns_ray:
             self._ray.shutdown()
             self._owns_ray = False
-            self._restore_network()
+            self._restore_env()
+        if self._reaper is not None:
+            # End of file on its pipe: it kills whatever of the private Ray is still alive.
+            with contextlib.suppress(OSError):
+                assert self._reaper.stdin is not None
+                self._reaper.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._reaper.wait(15)
+            self._reaper = None
 
-    def _restore_network(self) -> None:
-        if self._undo_loopback is not None:
-            self._undo_loopback()
-            self._undo_loopback = None
+    def _restore_env(self) -> None:
+        for undo in (self._undo_loopback, self._undo_auth):
+            if undo is not None:
+                undo()
+        self._undo_loopback = self._undo_auth = None
 
     # ------------------------------------------------------------------ jobs
     @property
@@ -261,27 +292,7 @@ class RayExecutor(Executor):
                 if s not in self._slots:
                     continue
                 if ref in pings:
-                    try:
-                        s.pid = int(ray.get(ref))
-                        s.ready_at = time.time()
-                        self._failed_starts = 0
-                    except (*died_errors, exc_mod.RayTaskError) as exc:
-                        if s.job is not None:
-                            # The ping and the job fail together when the worker dies mid-trial
-                            # (the ping may come first): that is a death during the trial.
-                            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                            who = f"Ray worker {s.pid}" if s.pid else "a Ray worker"
-                            self._on_death(s, outcomes, f"{who} died while running trial "
-                                                        f"{s.job.number}: {type(exc).__name__}: {first}")
-                            continue
-                        # A worker that cannot start (evaluator not loadable there, no resources
-                        # left) must not be respawned forever: give up with the reason.
-                        self._failed_starts += 1
-                        if self._failed_starts > 2 * self.capacity + 2:
-                            raise ExecutorError(
-                                f"Ray workers keep failing to start; the last error: {exc}"
-                            ) from exc
-                        self._on_death(s, outcomes, f"Ray worker failed to start: {exc}")
+                    self._on_ping(s, ref, outcomes, died_errors)
                     continue
                 if s.job is None or s.ref != ref:
                     continue
@@ -289,35 +300,123 @@ class RayExecutor(Executor):
                 try:
                     outcome: JobOutcome = ray.get(ref)
                 except died_errors as exc:
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    who = f"Ray worker {s.pid}" if s.pid else "a Ray worker"
-                    self._on_death(s, outcomes, f"{who} died while running trial "
-                                                f"{job.number}: {type(exc).__name__}: {first}")
+                    self._on_death(s, outcomes, self._death_text(s, exc))
                     continue
                 except exc_mod.RayTaskError as exc:
                     outcome = JobOutcome(job.number, Result.failed(str(exc)), s.sent_at,
                                          time.time())
                 s.job, s.ref = None, None
-                outcomes.append(outcome)
+                outcomes.append(dataclasses.replace(outcome, where=self._where(s)))
             now = time.time()
             for s in list(self._slots):
                 late = s.job
                 if (late is not None and late.timeout is not None and s.ready_at is not None
                         and now - max(s.sent_at, s.ready_at) >= late.timeout):
                     outcomes.append(JobOutcome(late.number, timeout_result(late.timeout),
-                                               s.sent_at, now))
+                                               s.sent_at, now, where=self._where(s)))
                     self._replace(s)
             self._dispatch()
             if end is not None and time.time() >= end:
                 break
         return outcomes
 
+    def _on_ping(self, s: _Slot, ref: Any, outcomes: list[JobOutcome],
+                 died_errors: tuple[type[BaseException], ...]) -> None:
+        """The worker said where it runs (it is up), or it died before or while saying so."""
+        ray = self._ray
+        try:
+            where = ray.get(ref)
+        except (*died_errors, ray.exceptions.RayTaskError) as exc:
+            if s.job is not None:
+                # The ping and the job fail together when the worker dies mid-trial (the ping
+                # may come first): that is a death during the trial.
+                self._on_death(s, outcomes, self._death_text(s, exc))
+                return
+            # A worker that cannot start (evaluator not loadable there, no resources left)
+            # must not be respawned forever: give up with the reason.
+            self._failed_starts += 1
+            if self._failed_starts > 2 * self.capacity + 2:
+                raise ExecutorError(
+                    f"Ray workers keep failing to start; the last error: {exc}"
+                ) from exc
+            self._on_death(s, outcomes, f"Ray worker failed to start: {exc}")
+            return
+        s.pid, s.node, s.node_id = int(where["pid"]), str(where["node"]), str(where["node_id"])
+        s.ready_at = time.time()
+        self._failed_starts = 0
+
+    def _where(self, s: _Slot) -> dict[str, Any]:
+        return {"node": s.node, "worker": s.pid} if s.pid is not None else {}
+
+    def _node_lost(self, s: _Slot) -> bool:
+        if s.node_id is None:
+            return False
+        try:
+            nodes = self._ray.nodes()
+        except Exception:  # the cluster itself is unreachable: not this node's story
+            return False
+        return any(n.get("NodeID") == s.node_id and not n.get("Alive", True) for n in nodes)
+
+    def _death_text(self, s: _Slot, exc: BaseException) -> str:
+        who = f"Ray worker {s.pid} on node {s.node}" if s.pid else "a Ray worker"
+        what = f"trial {s.job.number}" if s.job is not None else "no trial"
+        return f"{who} died while running {what}: {death_reason(exc, self._node_lost(s))}"
+
     def _on_death(self, s: _Slot, outcomes: list[JobOutcome], why: str) -> None:
         if s.job is not None:
             outcomes.append(JobOutcome(s.job.number, Result.failed(why), s.sent_at, time.time(),
-                                       worker_died=True))
+                                       worker_died=True, where=self._where(s)))
         self._replace(s)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "capacity": self.capacity, "address": self.address,
                 "num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+
+
+def death_reason(exc: BaseException, node_lost: bool) -> str:
+    """What killed a Ray worker, from Ray's error and whether its node is gone.
+
+    Ray does not pass on a killed worker's signal; its message separates a clean exit (with its
+    code), the memory monitor's kill and an end of connection (a signal: ``kill -9``, the kernel's
+    out-of-memory killer, or a crash such as a segfault).
+    """
+    text = str(exc)
+    low = text.lower()
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if node_lost or "node has died" in low or "its node is dead" in low:
+        return ("its node was lost (the machine went down or left the network, or its raylet "
+                "was stopped)")
+    oom = getattr(_ray_exceptions(), "OutOfMemoryError", None)
+    if (oom is not None and isinstance(exc, oom)) or "memory monitor" in low \
+            or "running low on memory" in low:
+        return "out of memory (Ray's memory monitor killed it)"
+    code = re.search(r"exits? with an exit code (-?\d+)", text)
+    if code:
+        return f"exit code {code.group(1)}"
+    if "connection error code" in low or "unexpectedly" in low:
+        return ("killed by a signal (kill -9, the kernel's out-of-memory killer, or a crash such "
+                "as a segmentation fault)")
+    return f"{type(exc).__name__}: {first}"
+
+
+def _ray_exceptions() -> Any:
+    try:
+        import ray.exceptions
+    except ImportError:
+        return None
+    return ray.exceptions
+
+
+def _start_reaper(ray: Any) -> subprocess.Popen[bytes] | None:
+    """Start the watchdog of the private Ray just started (see :mod:`ray_reaper`)."""
+    try:
+        node = ray._private.worker._global_node
+        roots = [info.process.pid for infos in node.all_processes.values() for info in infos
+                 if getattr(info, "process", None) is not None]
+    except AttributeError:  # another Ray version: nothing to watch
+        return None
+    if not roots or not sys.platform.startswith("linux"):
+        return None
+    return subprocess.Popen([sys.executable, ray_reaper.__file__, *map(str, roots)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.errors import ConfigError, NasforgeError, file_error
-from nasforge.report import curves, plots
+from nasforge.report import curves, plots, timeline
 from nasforge.report.stored import StoredExperiment, load_experiment
 from nasforge.trial import Trial
 
@@ -434,6 +434,33 @@ def _trial_rows(exp: StoredExperiment, trials: Sequence[Trial], metrics: Sequenc
     return rows, classes
 
 
+def _worker_section(workers: Sequence[timeline.Lane]) -> str:
+    """Trials per worker: one bar per trial on each worker's lane (inline SVG, no plotting)."""
+    span = max(b for lane in workers for _, _, b, _ in lane.trials) or 1.0
+    width, lane_h, left = 720.0, 18, 190
+    colors = {"ok": "#4c78a8", "failed": "#e45756", "pruned": "#bab0ac"}
+    rows = []
+    for i, lane in enumerate(workers):
+        y = i * lane_h
+        label = f"{lane.node} pid {lane.worker}"
+        rows.append(f'<text x="0" y="{y + 13}" font-size="11">{_e(label)}</text>')
+        for n, a, b, status in lane.trials:
+            x = left + (width - left) * a / span
+            w = max(1.0, (width - left) * (b - a) / span)
+            rows.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{lane_h - 6}" '
+                        f'fill="{colors.get(status, "#f58518")}"><title>trial {n}: {a:.1f}-'
+                        f'{b:.1f} s, {_e(status)}</title></rect>')
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
+           f'height="{lane_h * len(workers)}" role="img" aria-label="trials per worker">'
+           + "".join(rows) + "</svg>")
+    table_rows = [[lane.node, lane.worker, len(lane.trials), f"{100 * lane.busy:.0f}%",
+                   timeline.trial_list(lane)] for lane in workers]
+    return ("<h2>Trials per worker</h2><p class=\"note\">Where each trial ran (node, worker "
+            f"process) over the run's {span:.1f} s; red: failed, grey: pruned.</p>" + svg
+            + table(["node", "worker", "trials", "busy", "timeline"], table_rows,
+                    text_cols=[0, 4]))
+
+
 def write_report(db: str | Path, out: str | Path | None = None, *, top: int = 5,
                  diagrams: int = 3, title: str | None = None) -> ReportFiles:
     """Write the HTML report of the experiment stored in ``db``.
@@ -517,6 +544,9 @@ def write_report(db: str | Path, out: str | Path | None = None, *, top: int = 5,
             + table(headers, rows, text_cols=[1, arch_col, len(headers) - 1],
                     row_classes=classes, cell_classes={arch_col: "arch-cell"},
                     table_id="trials"))
+    workers = timeline.lanes(exp.trials)
+    if workers:
+        sections.append(_worker_section(workers))
     settings = exp.search_config if exp.search_config is not None else exp.config
     sections.append("<h2>Settings</h2><p class=\"note\">Stored with the experiment"
                     + (f"; resume with <code>nasforge search --resume {_e(exp.path)}</code>"
