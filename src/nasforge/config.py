@@ -75,6 +75,8 @@ class SearchConfig(BaseModel):
     workers: int = 1
     device: str = "auto"
     trial_timeout: float | None = None
+    mlflow: str | None = None
+    tensorboard: str | None = None
 
     @field_validator("space")
     @classmethod

@@ -124,3 +124,28 @@ def test_search_cli_flags_log_to_both(tmp_path: Path, nb201_dir: Path,
     found = client.get_experiment_by_name("s")  # named after the database
     assert found is not None and len(client.search_runs([found.experiment_id])) == 3
     assert list((tmp_path / "tb" / "search").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_config_keys_log_and_a_resume_keeps_logging(tmp_path: Path, nb201_dir: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tensorboard", reason="tensorboard not installed (pip install 'nasforge[tensorboard]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    db, tb = tmp_path / "s.db", tmp_path / "tb"
+    config = tmp_path / "search.yaml"
+    config.write_text(f"space: nb201\nevaluator: nb201\nbudget_trials: 2\nstorage: {db}\n"
+                      f"tensorboard: {tb}\n")
+    assert main(["search", "--config", str(config), "--data", str(nb201_dir), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    # Resumed with a larger budget and no tracking flag: the stored settings keep logging.
+    assert main(["search", "--resume", str(db), "--budget-trials", "4", "--quiet"]) == 0, \
+        capsys.readouterr().err
+    steps: set[int] = set()
+    for events in (tb / "search").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            if tag.startswith("trial/"):
+                steps.update(e.step for e in acc.Scalars(tag))
+    assert steps == {0, 1, 2, 3}

@@ -136,6 +136,12 @@ retries: 0
 device: auto
 # Fail a trial that runs longer than this many seconds (null = no limit).
 trial_timeout: null
+# Also log every trial (metrics, learning curve, architecture) to an MLflow store in this folder
+# (DIR/mlflow.db; pip install 'nasforge[mlflow]'); null = no MLflow.
+mlflow: null
+# Also log every trial to TensorBoard event files in this folder
+# (pip install 'nasforge[tensorboard]'); null = no TensorBoard.
+tensorboard: null
 """
 
 

@@ -45,6 +45,7 @@ _FLAGS = {
     "scheduler": "scheduler", "pruner": "pruner", "final": "final", "top_k": "top_k",
     "reeval_seeds": "reeval_seeds", "final_seeds": "final_seeds",
     "final_fidelity": "final_fidelity", "baseline": "baseline",
+    "mlflow": "mlflow", "tensorboard": "tensorboard",
 }
 
 # Settings that only the Ray executor uses (dropped from stored settings when --executor changes).
@@ -119,8 +120,8 @@ def register(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     p.add_argument("--mlflow", metavar="DIR",
                    help="also log every trial (metrics, learning curve, architecture) to an MLflow "
-                   "file store in DIR (pip install 'nasforge[mlflow]'; view: mlflow ui "
-                   "--backend-store-uri DIR)")
+                   "store in DIR (DIR/mlflow.db; pip install 'nasforge[mlflow]'; view: mlflow ui "
+                   "--backend-store-uri sqlite:///DIR/mlflow.db)")
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also log every trial to TensorBoard event files in DIR "
                    "(pip install 'nasforge[tensorboard]'; view: tensorboard --logdir DIR)")
@@ -247,16 +248,17 @@ def summarize(exp: Experiment, top: int) -> dict[str, Any]:
     }
 
 
-def _trackers(args: argparse.Namespace, storage_path: Path) -> list[Any]:
-    """The MLflow / TensorBoard callbacks asked for by ``--mlflow`` / ``--tensorboard``."""
+def _trackers(cfg: SearchConfig, storage_path: Path) -> list[Any]:
+    """The MLflow / TensorBoard callbacks the settings ask for (``--mlflow`` / ``--tensorboard``,
+    or ``mlflow:`` / ``tensorboard:`` in a config; a resumed search keeps logging to them)."""
     from nasforge.experiment.tracking import MLflowCallback, TensorBoardCallback
 
     out: list[Any] = []
-    if args.mlflow:
+    if cfg.mlflow:
         # One MLflow experiment per search, named after its database (runs/search.db -> search).
-        out.append(MLflowCallback(args.mlflow, experiment_name=storage_path.stem))
-    if args.tensorboard:
-        out.append(TensorBoardCallback(args.tensorboard))
+        out.append(MLflowCallback(cfg.mlflow, experiment_name=storage_path.stem))
+    if cfg.tensorboard:
+        out.append(TensorBoardCallback(cfg.tensorboard))
     return out
 
 
@@ -266,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     storage_path = Path(cfg.storage) if cfg.storage else default_storage_path(cfg)
     cfg = cfg.model_copy(update={"storage": str(storage_path)})
     progress = ProgressCallback(quiet=args.quiet or args.json == "-")
-    exp = build_experiment(cfg, callbacks=[progress, *_trackers(args, storage_path)],
+    exp = build_experiment(cfg, callbacks=[progress, *_trackers(cfg, storage_path)],
                            sources=sources)
     # Refuse a database holding another experiment before writing anything into it: storing these
     # settings first would make `--resume` rebuild the refused experiment forever.
