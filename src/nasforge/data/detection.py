@@ -35,6 +35,12 @@ class DetectionSet:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def subset(self, indices: torch.Tensor | list[int]) -> DetectionSet:
+        """The images at ``indices`` with their boxes and labels."""
+        idx = [int(i) for i in indices]
+        return DetectionSet(self.images[idx], [self.boxes[i] for i in idx], [self.labels[i] for i in idx],
+                            self.num_classes, self.class_names)
+
     def targets(self, indices: torch.Tensor | list[int]) -> list[dict[str, torch.Tensor]]:
         """The ``{"boxes", "labels"}`` targets of the images at ``indices``."""
         return [{"boxes": self.boxes[int(i)], "labels": self.labels[int(i)]} for i in indices]

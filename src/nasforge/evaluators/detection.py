@@ -6,6 +6,10 @@ Each evaluation builds ``space.build(arch)`` (a backbone, an FPN and a RetinaNet
 (``map``, the objective to maximize) and mAP@.5 (``map_50``) on held-out composed images. The
 images are made from Fashion-MNIST's training split (training images) and test split
 (validation images), so no item is seen in both.
+
+With ``data`` (a COCO annotations file or directory, or a Pascal VOC directory; see
+:mod:`nasforge.data.detection_files`) it trains and measures on that dataset instead, resized to
+``canvas`` pixels: a fixed 80/20 split (at most ``train_images`` and ``val_images`` images).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import torch
 
 from nasforge.data.detection import DetectionSet, fashion_mnist_detection
+from nasforge.data.detection_files import load_detection_files
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import EvalContext, Evaluator, TrialPruned, _never_prune
 from nasforge.metrics.detection import mean_average_precision
@@ -38,7 +43,7 @@ class DetectionEvaluator(Evaluator):
 
     def __init__(self, epochs: int = 3, train_images: int = 256, val_images: int = 64, canvas: int = 128,
                  max_objects: int = 3, batch_size: int = 16, lr: float = 2e-3, weight_decay: float = 1e-4,
-                 width_mult: float = 0.25, data_dir: str | None = None) -> None:
+                 width_mult: float = 0.25, data_dir: str | None = None, data: str | None = None) -> None:
         super().__init__()
         for label, value in (("epochs", epochs), ("train_images", train_images), ("val_images", val_images),
                              ("batch_size", batch_size)):
@@ -50,10 +55,18 @@ class DetectionEvaluator(Evaluator):
         self.epochs, self.train_images, self.val_images = epochs, train_images, val_images
         self.canvas, self.max_objects, self.batch_size = canvas, max_objects, batch_size
         self.lr, self.weight_decay, self.width_mult, self.data_dir = lr, weight_decay, width_mult, data_dir
+        self.data_path = data
         self._data: tuple[DetectionSet, DetectionSet] | None = None
 
     def data(self) -> tuple[DetectionSet, DetectionSet]:
         """The (training, validation) detection sets, composed once (fixed seeds)."""
+        if self._data is None and self.data_path is not None:
+            full = load_detection_files(self.data_path, image_size=self.canvas)
+            order = torch.randperm(len(full), generator=torch.Generator().manual_seed(0)).tolist()
+            n_val = max(1, len(full) // 5)
+            if len(full) < 2:
+                raise ConfigError(f"{self.data_path!r} has {len(full)} image(s); a split needs at least 2")
+            self._data = (full.subset(order[n_val:][:self.train_images]), full.subset(order[:n_val][:self.val_images]))
         if self._data is None:
             self._data = (
                 fashion_mnist_detection("train", self.train_images, self.canvas, self.max_objects, seed=1,
@@ -97,7 +110,7 @@ class DetectionEvaluator(Evaluator):
         epochs = int(ctx.fidelity) if ctx.fidelity is not None else self.epochs
         device = resolve_device(ctx.device)
         torch.manual_seed(ctx.seed)
-        model = self.space.build(arch, num_classes=train.num_classes, in_channels=1,
+        model = self.space.build(arch, num_classes=train.num_classes, in_channels=int(train.images.shape[1]),
                                  width_mult=self.width_mult).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = epochs * math.ceil(len(train) / self.batch_size)
@@ -136,7 +149,7 @@ class DetectionEvaluator(Evaluator):
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description stored with the experiment."""
-        return {"name": self.name, "epochs": self.epochs, "train_images": self.train_images,
+        return {"name": self.name, "data": self.data_path, "epochs": self.epochs, "train_images": self.train_images,
                 "val_images": self.val_images, "canvas": self.canvas, "width_mult": self.width_mult}
 
 
