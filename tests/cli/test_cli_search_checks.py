@@ -72,7 +72,7 @@ def test_yaml_option_errors_name_the_file_and_key(tmp_path: Path, nb201_dir: Pat
     assert "allowed: 'population_size', 'sample_size'" in err
     cfg.write_text("evaluator: train\nevaluator_options: {epochs: four}\n")
     assert main(["search", "--config", str(cfg), "--storage", str(tmp_path / "e.db")]) == 2
-    assert (f"{cfg}: evaluator_options.epochs: epochs must be a positive integer; got 'four'"
+    assert (f"{cfg}: evaluator_options.epochs: epochs must be an integer; got 'four'"
             in capsys.readouterr().err)
     assert not (tmp_path / "e.db").exists()
 
