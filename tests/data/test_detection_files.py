@@ -74,7 +74,7 @@ def test_coco_file_errors(tmp_path: Path) -> None:
         load_coco(bad)
     path = _coco(tmp_path / "c")
     (tmp_path / "c" / "images" / "b.png").unlink()
-    with pytest.raises(DataNotFoundError, match="b.png"):
+    with pytest.raises(DataNotFoundError, match=r"b\.png"):
         load_coco(path)
     with pytest.raises(DataNotFoundError, match="neither a COCO annotations file"):
         load_detection_files(tmp_path / "empty")
