@@ -369,6 +369,12 @@ def test_tpe_without_avoid_repeats_requeries_like_optunas_own_loop() -> None:
     assert len(strat.study.trials) == 60  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="avoid_repeats"):
         nasforge.create_strategy("tpe", NB201, seed=0, avoid_repeats="no")
+    # Re-querying evaluated architectures still never hands out a pending one (batch asks), and
+    # the rest of the strategy contract holds.
+    from nasforge.testing import check_strategy
+
+    check_strategy(lambda space, seed: nasforge.create_strategy(
+        "tpe", space, seed=seed, n_startup_trials=3, avoid_repeats=False), NB201)
 
 
 # ---------------------------------------------------------------------------------- options
