@@ -1,16 +1,30 @@
-"""Executor overhead per trial (inline, process pool, Ray) and training throughput (1 vs 2 workers).
+"""Executors compared: trials per minute and overhead per trial for inline, the process pool, and
+Ray on one node and on two nodes.
 
-Part 1 runs the NAS-Bench-201 tabular evaluator (a trial costs microseconds), so the time per trial
-is the executor's own overhead: queueing, pickling the job, the round trip to a worker and back.
-Start-up (spawning workers, starting Ray) is reported separately from the steady state.
+Every case is a search of ``--trials`` trials whose evaluation sleeps ``--trial-seconds``: a fixed
+cost that does not compete for the machine's cores, so what differs between the cases is the
+executor's own work (queueing, pickling the job, the round trip to a worker and back, storage).
+Each case runs in a fresh subprocess; its steady state is timed from the first finished trial to
+the last, so start-up (spawning workers, joining Ray) is reported apart:
 
-Part 2 trains small networks: the NB201 cell network (C=8, one cell per stage) for one epoch on a
-1,024-image Fashion-MNIST subset through ``create_evaluator("train", ...)``, or, when that data is
-missing, the same network on synthetic tensors inside a FunctionEvaluator. It compares trials per
-minute with one worker (all cores) and two workers (cores // 2 torch threads each).
+* trials per minute = 60 * (n - 1) / span;
+* overhead per trial = span * workers / (n - 1) - trial seconds (what a worker spends per trial
+  besides the evaluation);
+* driver CPU per trial over the same span.
 
-    nice -n 10 .venv/bin/python benchmarks/executors.py            # everything (~2-4 minutes)
-    nice -n 10 .venv/bin/python benchmarks/executors.py --no-ray   # without Ray
+The cases run interleaved (``_measure.interleaved``: each repeat runs every case once, in rotating
+order); the figures are medians over repeats with IQR, min-max and n.
+
+Ray needs a two-node cluster that talks over loopback only. The benchmark makes one inside a
+private network and pid namespace (``unshare -n -p -f --mount-proc``, as root): it re-runs itself
+there, starts a head node (2 CPUs and a custom resource ``head``) and a worker node (1 CPU) with
+token authentication, runs all cases, and stops Ray (the pid namespace ends every process of it
+anyway). "ray 1 node" pins both workers to the head with ``resources={"head": 1}``; "ray 2 nodes"
+lets ``SPREAD`` place one worker on each node. Without namespaces (not root) the Ray cases are
+skipped with the reason.
+
+    nice -n 10 .venv/bin/python benchmarks/executors.py --quick      # ~5 minutes on 2 busy cores
+    nice -n 10 .venv/bin/python benchmarks/executors.py --no-ray --repeats 5
 """
 
 from __future__ import annotations
@@ -18,141 +32,193 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import nasforge
-from nasforge.evaluators.base import EvalContext, Evaluator
-from nasforge.evaluators.function import FunctionEvaluator
-from nasforge.experiment import (
-    Budget,
-    Event,
-    EventKind,
-    Executor,
-    Experiment,
-    InlineExecutor,
-    MemoryStorage,
-    ProcessExecutor,
-    RayExecutor,
-)
-from nasforge.space.architecture import Architecture
+import _measure
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loop_overhead import find_nb201, make_evaluator
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+HERE = Path(__file__).resolve()
+PORT = 6379
+CASES = ("inline", "process x2", "ray 1 node x2", "ray 2 nodes x2")
 
 
-def timed_run(space: nasforge.SearchSpace, evaluator: Evaluator, executor: Executor,
-              trials: int) -> dict[str, float]:
-    """Run ``trials`` trials; return start-up seconds and steady-state seconds per trial."""
-    stamps: list[float] = []
-    started: list[float] = []
+class Sleep:
+    """An evaluation that costs ``seconds`` of wall time and no CPU."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, arch: Any, ctx: Any) -> dict[str, float]:
+        time.sleep(self.seconds)
+        return {"accuracy": float(len(arch.to_json()) % 97)}
+
+
+def make_executor(case: str, address: str | None) -> Any:
+    from nasforge.experiment import InlineExecutor, ProcessExecutor, RayExecutor
+
+    if case == "inline":
+        return InlineExecutor()
+    if case == "process x2":
+        return ProcessExecutor(workers=2)
+    if case == "ray 1 node x2":
+        return RayExecutor(address=address, workers=2, resources={"head": 1})
+    if case == "ray 2 nodes x2":
+        return RayExecutor(address=address, workers=2)
+    raise SystemExit(f"unknown case {case!r}; allowed: {', '.join(CASES)}")
+
+
+def run_case(case: str, address: str | None, trials: int, seconds: float) -> dict[str, Any]:
+    """One search in this process; the steady-state timing of its finished trials."""
+    import nasforge
+    from nasforge.evaluators.function import FunctionEvaluator
+    from nasforge.experiment import Budget, Event, EventKind, Experiment, MemoryStorage
+
+    finishes: list[tuple[float, float]] = []
 
     def on_event(event: Event) -> None:
-        if event.kind is EventKind.EXPERIMENT_STARTED:
-            started.append(time.perf_counter())
-        elif event.kind in (EventKind.TRIAL_FINISHED, EventKind.TRIAL_FAILED):
-            stamps.append(time.perf_counter())
+        if event.kind in (EventKind.TRIAL_FINISHED, EventKind.TRIAL_FAILED):
+            finishes.append((time.perf_counter(), time.process_time()))
 
-    strategy = nasforge.create_strategy("random", space, seed=0)
+    space = nasforge.create_space("nb201")
+    executor = make_executor(case, address)
     t0 = time.perf_counter()
-    exp = Experiment(space, strategy, evaluator, budget=Budget(max_trials=trials),
-                     storage=MemoryStorage(), executor=executor, device="cpu",
-                     callbacks=[on_event])
-    exp.run()
+    exp = Experiment(space, nasforge.create_strategy("random", space, seed=0),
+                     FunctionEvaluator(Sleep(seconds)), budget=Budget(max_trials=trials),
+                     storage=MemoryStorage(), executor=executor, seed=0, device="cpu",
+                     callbacks=[on_event]).run()
     failed = [t for t in exp.trials if not t.ok]
     if failed:
-        raise RuntimeError(f"{len(failed)} trial(s) failed, e.g.: {failed[0].error}")
-    # Skip the first few results: workers warm up (imports, first allocations).
-    skip = min(len(stamps) // 5, 20)
-    steady = (stamps[-1] - stamps[skip]) / max(1, len(stamps) - 1 - skip)
-    return {"startup_s": stamps[0] - t0, "steady_s_per_trial": steady,
-            "total_s": time.perf_counter() - t0}
+        raise SystemExit(f"{case}: {len(failed)} trial(s) failed, e.g. {failed[0].error}")
+    (w0, c0), (w1, c1) = finishes[0], finishes[-1]
+    n = len(finishes) - 1
+    nodes = sorted({str(t.info.get("node")) for t in exp.trials if t.info.get("node")})
+    return {"case": case, "workers": executor.capacity, "trials": len(finishes),
+            "startup_s": w0 - t0, "span_s": w1 - w0, "per_min": 60.0 * n / (w1 - w0),
+            "overhead_ms": 1e3 * ((w1 - w0) * executor.capacity / n - seconds),
+            "driver_cpu_ms": 1e3 * (c1 - c0) / n, "nodes": nodes}
 
 
-def tiny_training(arch: Architecture, ctx: EvalContext) -> dict[str, float]:
-    """Fallback: train the small NB201 network for a few steps on synthetic 28x28 images."""
-    import torch
-
-    torch.manual_seed(ctx.seed % 2**31)
-    model = nasforge.create_space("nb201").build(arch, num_classes=10, C=8, N=1, in_channels=1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x = torch.randn(1024, 1, 28, 28)
-    y = torch.randint(0, 10, (1024,))
-    model.train()
-    for i in range(0, 1024, 128):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x[i:i + 128]), y[i:i + 128])
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        acc = (model(x[:256]).argmax(1) == y[:256]).float().mean().item()
-    return {"accuracy": 100.0 * acc}
+def case_in_subprocess(case: str, address: str | None, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, str(HERE), "--case", case, "--trials", str(args.trials),
+           "--trial-seconds", str(args.trial_seconds)]
+    if address:
+        cmd += ["--address", address]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise SystemExit(f"case {case!r} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
-def training_evaluator() -> tuple[Evaluator, str]:
-    if (FASHION / "train-images-idx3-ubyte.gz").exists() or (
-            FASHION / "train-images-idx3-ubyte").exists():
-        try:
-            ev = nasforge.create_evaluator(
-                "train", dataset="fashion_mnist", data_dir=str(FASHION), train_subset=1024,
-                val_subset=256, epochs=1, batch_size=128, augment="none",
-                build_kwargs={"C": 8, "N": 1})
-            return ev, "create_evaluator('train', fashion_mnist 1024 images, 1 epoch, C=8 N=1)"
-        except Exception as exc:  # fall back to synthetic data
-            print(f"(training evaluator unavailable: {exc}; using synthetic data)")
-    return FunctionEvaluator(tiny_training), "NB201 C=8 N=1 on synthetic data (FunctionEvaluator)"
+# ------------------------------------------------------------------------------ the cluster
+def start_cluster(home: Path) -> None:
+    """Head (2 CPUs, resource ``head``) + worker node (1 CPU) on 127.0.0.1, token auth on."""
+    ray = str(Path(sys.executable).with_name("ray"))
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="1", HOME=str(home))
+    for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        os.environ.pop(var, None)
+    (home / ".ray").mkdir(parents=True, exist_ok=True)
+    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+    common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    subprocess.run([ray, "start", "--head", f"--port={PORT}", "--num-cpus=2",
+                    '--resources={"head": 100}', "--include-dashboard=false", *common],
+                   check=True, capture_output=True, timeout=400)
+    subprocess.run([ray, "start", f"--address=127.0.0.1:{PORT}", "--num-cpus=1", *common],
+                   check=True, capture_output=True, timeout=400,
+                   env=dict(os.environ, RAY_AUTH_MODE="token"))
+
+
+def stop_cluster() -> None:
+    ray = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+
+
+def measure(args: argparse.Namespace, address: str | None, skipped: dict[str, str]) -> None:
+    names = [c for c in CASES if c not in skipped]
+    results = _measure.interleaved(
+        {c: (lambda c=c: case_in_subprocess(c, address if c.startswith("ray") else None, args))
+         for c in names},
+        repeats=args.repeats, warmup=0,
+        on_repeat=lambda i, r: print(f"  repeat {i + 1}: " + ", ".join(
+            f"{c} {v['per_min']:.0f}/min" for c, v in r.items()), flush=True))
+    figures: dict[str, Any] = {"trials": args.trials, "trial_seconds": args.trial_seconds,
+                               "repeats": args.repeats, "load_after": _measure.load_average(),
+                               "skipped": skipped, "cases": {}}
+    print(f"\n{args.trials} trials of {args.trial_seconds:g} s each, median over {args.repeats} "
+          f"interleaved repeats (load average now {_measure.load_average()})")
+    for c in names:
+        runs = results[c]
+        per_min = _measure.summarize([r["per_min"] for r in runs])
+        overhead = _measure.summarize([r["overhead_ms"] for r in runs])
+        cpu = _measure.summarize([r["driver_cpu_ms"] for r in runs])
+        startup = _measure.summarize([r["startup_s"] for r in runs])
+        nodes = sorted({len(r["nodes"]) for r in runs})
+        figures["cases"][c] = {"per_min": per_min.to_dict(), "overhead_ms": overhead.to_dict(),
+                               "driver_cpu_ms": cpu.to_dict(), "startup_s": startup.to_dict(),
+                               "nodes_used": nodes, "runs": runs}
+        print(f"  {c:15s} {per_min.text('.0f', 'trials/min')}\n"
+              f"  {'':15s} overhead {overhead.text('.1f', 'ms/trial')} (wall)\n"
+              f"  {'':15s} driver CPU {cpu.text('.2f', 'ms/trial')}; start-up "
+              f"{startup.text('.1f', 's')}" + (f"; nodes used {nodes}" if c.startswith("ray")
+                                               else ""))
+    for c, why in skipped.items():
+        print(f"  {c:15s} skipped: {why}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2))
+        print(f"figures written to {args.out}")
+
+
+def namespaces_allowed() -> str | None:
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "needs unshare and ip (util-linux, iproute2)"
+    probe = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "true"],
+                           capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"no namespaces here: {probe.stderr.strip()[:120]}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=1000, help="tabular trials per executor")
-    parser.add_argument("--ray-trials", type=int, default=300)
-    parser.add_argument("--train-trials", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--trial-seconds", type=float, default=0.25)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true",
+                        help="16 trials of 0.25 s, 3 repeats (the figures in docs/benchmarks.md)")
     parser.add_argument("--no-ray", action="store_true")
-    parser.add_argument("--no-train", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", metavar="JSON", help="write the figures to this file")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # one case, in a subprocess
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    space = nasforge.create_space("nb201")
-    figures: dict[str, Any] = {"cpu_cores": os.cpu_count()}
-    evaluator, what = make_evaluator(space)
-    if find_nb201() is None:
-        print("note: NAS-Bench-201 table not found; the dict lookup stands in for it")
-    print(f"part 1: executor overhead, evaluator: {what}")
-    w = args.workers
-    runs: list[tuple[str, Any, int]] = [
-        ("inline", InlineExecutor(), args.trials),
-        (f"process x{w}", ProcessExecutor(workers=w), args.trials),
-    ]
-    if not args.no_ray:
-        runs.append((f"ray x{w} (local)", RayExecutor(workers=w), args.ray_trials))
-    for name, executor, n in runs:
-        r = timed_run(space, evaluator, executor, n)
-        figures[f"overhead/{name}"] = r
-        print(f"  {name:18s} {r['steady_s_per_trial'] * 1e6:9.0f} us/trial steady state, "
-              f"start-up {r['startup_s']:.1f} s ({n} trials)")
-
-    if not args.no_train:
-        train_ev, what = training_evaluator()
-        print(f"part 2: training throughput, {args.train_trials} trials, evaluator: {what}")
-        # One worker with all cores, one worker with one thread (separates the effect of torch's
-        # thread count from that of running two trials at once), and ``w`` workers.
-        for workers, threads in ((1, None), (1, 1), (w, None)):
-            executor = ProcessExecutor(workers=workers, threads=threads)
-            r = timed_run(space, train_ev, executor, args.train_trials)
-            per_min = 60.0 / r["steady_s_per_trial"]
-            key = f"train/process x{workers}, {executor.threads} thread(s)"
-            figures[key] = {**r, "trials_per_min": per_min}
-            print(f"  process x{workers} ({executor.threads} thread(s) each) "
-                  f"{per_min:7.1f} trials/min steady state, start-up {r['startup_s']:.1f} s")
-    if args.json:
-        print(json.dumps(figures, indent=2))
+    if args.quick:
+        args.trials, args.trial_seconds, args.repeats = 16, 0.25, 3
+    if args.case:
+        print(json.dumps(run_case(args.case, args.address, args.trials, args.trial_seconds)))
+        return
+    if args.no_ray:
+        measure(args, None, {c: "--no-ray" for c in CASES if c.startswith("ray")})
+        return
+    if not args.inside:
+        why = namespaces_allowed()
+        if why is not None:
+            measure(args, None, {c: why for c in CASES if c.startswith("ray")})
+            return
+        out = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", sys.executable,
+                              str(HERE), "--inside", *sys.argv[1:]])
+        raise SystemExit(out.returncode)
+    with tempfile.TemporaryDirectory(prefix="nasforge-bench-") as home:
+        try:
+            print("starting a two-node Ray cluster on loopback (private namespace) ...", flush=True)
+            start_cluster(Path(home))
+            measure(args, f"127.0.0.1:{PORT}", {})
+        finally:
+            stop_cluster()
 
 
 if __name__ == "__main__":

@@ -73,6 +73,31 @@ def test_failed_join_says_what_to_do(clean_env: Path, monkeypatch: pytest.Monkey
     ("Worker exits with an exit code 3. ...", False, "exit code 3"),
     ("Worker unexpectedly exits with a connection error code 2. End of file.", False,
      "killed by a signal"),
+    ("The actor abc is unavailable: The actor is temporarily unavailable: RpcError", False,
+     "killed by a signal"),
 ])
 def test_ray_death_reasons(message: str, lost: bool, expected: str) -> None:
     assert expected in death_reason(RuntimeError(message), lost)
+
+
+@pytest.mark.parametrize("resources", [{"CPU": 1}, {"x": 0}, {"x": "1"}, {"x": True}])
+def test_custom_resources_are_checked(resources: dict) -> None:
+    from nasforge.errors import ConfigError
+    from nasforge.experiment import RayExecutor
+
+    with pytest.raises(ConfigError, match="custom Ray resources"):
+        RayExecutor(resources=resources)
+    assert RayExecutor(resources={"big_memory": 1}).resources == {"big_memory": 1.0}
+
+
+def test_restore_auth_mode_puts_back_what_was_there(clean_env: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    undo = ray_auth.restore_auth_mode()
+    os.environ[ray_auth.AUTH_MODE_ENV] = "token"  # what ray.init of a local Ray does
+    undo()
+    assert ray_auth.AUTH_MODE_ENV not in os.environ
+    monkeypatch.setenv(ray_auth.AUTH_MODE_ENV, "disabled")
+    undo = ray_auth.restore_auth_mode()
+    os.environ[ray_auth.AUTH_MODE_ENV] = "token"
+    undo()
+    assert os.environ[ray_auth.AUTH_MODE_ENV] == "disabled"

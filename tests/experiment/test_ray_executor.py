@@ -23,6 +23,7 @@ import nasforge
 from nasforge.evaluators.function import FunctionEvaluator
 from nasforge.experiment import Budget, Experiment, InlineExecutor, RayExecutor
 from nasforge.experiment.metric_checks import REJECTED
+from nasforge.report import timeline
 from nasforge.trial import Trial, TrialStatus
 
 pytestmark = pytest.mark.slow
@@ -111,7 +112,8 @@ def test_ray_worker_killed_mid_trial(ray_cluster: str, tmp_path: Path) -> None:
     assert (tmp_path / "killed-2").exists()
     t5 = by_number[5]
     assert t5.status is TrialStatus.FAILED and t5.info.get("attempts") == 2
-    assert "died while running trial 5" in (t5.error or "")
+    assert "died while running trial 5: killed by a signal" in (t5.error or "")
+    assert all(t.info.get("node") and t.info.get("worker") for t in exp.trials if t.ok)
     assert by_number[7].status is TrialStatus.FAILED
     assert by_number[7].error == "timeout after 3 s"
     assert all(by_number[n].ok for n in (0, 1, 3, 4, 6, 8))
@@ -184,3 +186,5 @@ def test_ray_runs_every_scheduler_like_the_inline_executor(ray_cluster: str,
     on_ray = run(RayExecutor(address=ray_cluster, workers=2, num_cpus=1))
     assert sched_rows(on_ray.trials) == sched_rows(inline.trials)
     assert {t.info["rung"] for t in on_ray.trials} >= {0, 1}
+    lanes = timeline.lanes(on_ray.trials)
+    assert len(lanes) == 2  # both workers ran trials (node and worker recorded per trial)

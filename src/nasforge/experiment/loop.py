@@ -97,6 +97,8 @@ class _Pending:
     done: Trial | None = None
     attempts: int = 0
     cheap: dict[str, float] | None = None  # cheap_metrics of the architecture, once computed
+    #: Where earlier attempts died and why (stored with the trial as ``info["lost_attempts"]``).
+    lost: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def _check_positive(name: str, value: float | None) -> None:
@@ -432,6 +434,8 @@ class Experiment:
             return
         if outcome.worker_died and p.attempts < self.retries:
             p.attempts += 1
+            reason = (outcome.result.error or "").strip().splitlines()
+            p.lost.append({**outcome.where, "error": reason[0] if reason else ""})
             self._emit(EventKind.TRIAL_RETRIED, p.trial, message=outcome.result.error or "")
             self._submit(p)
             return
@@ -443,6 +447,8 @@ class Experiment:
         metrics = dict(result.metrics)
         if p.attempts:
             info["attempts"] = p.attempts + 1
+        if p.lost:
+            info["lost_attempts"] = list(p.lost)
 
         def cheap() -> dict[str, float]:  # computed only when a required metric is missing
             if p.cheap is None:

@@ -90,6 +90,23 @@ def use_token_if_available() -> Callable[[], None]:
     return undo
 
 
+def restore_auth_mode() -> Callable[[], None]:
+    """The undo that puts ``RAY_AUTH_MODE`` back as it is now (``ray.init`` of a local Ray sets
+    it to ``token`` in this process's environment)."""
+    before = os.environ.get(AUTH_MODE_ENV)
+
+    def undo() -> None:
+        if os.environ.get(AUTH_MODE_ENV) == before:
+            return
+        if before is None:
+            os.environ.pop(AUTH_MODE_ENV, None)
+        else:
+            os.environ[AUTH_MODE_ENV] = before
+        _refresh_ray_config()
+
+    return undo
+
+
 def _fix_hint() -> str:
     return (f"copy the head node's token (`ray get-auth-token` on the head prints it) into "
             f"{default_token_path()}, or set {TOKEN_ENV}=TOKEN or {TOKEN_PATH_ENV}=FILE")

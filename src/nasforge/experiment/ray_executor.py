@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -34,7 +35,11 @@ from nasforge.experiment.executors import (
     threads_per_worker,
     timeout_result,
 )
-from nasforge.experiment.ray_auth import explain_join_failure, use_token_if_available
+from nasforge.experiment.ray_auth import (
+    explain_join_failure,
+    restore_auth_mode,
+    use_token_if_available,
+)
 from nasforge.trial import Result
 
 
@@ -113,7 +118,9 @@ class RayExecutor(Executor):
     ``address``: None starts a local Ray for this run (bound to 127.0.0.1) unless Ray is already
     initialized or ``RAY_ADDRESS`` is set; ``"auto"`` joins the cluster running on this machine;
     ``"ray://HOST:PORT"`` connects through Ray Client. ``num_cpus``/``num_gpus`` are reserved per
-    worker (per trial in flight). ``workers=None`` fills the cluster's CPUs (or GPUs).
+    worker (per trial in flight; fractional GPUs share a GPU). ``resources`` adds custom Ray
+    resources per trial (e.g. ``{"big_memory": 1}`` to run only on nodes started with
+    ``--resources='{"big_memory": 4}'``). ``workers=None`` fills the cluster's CPUs (or GPUs).
     ``runtime_env`` and ``init_options`` go to ``ray.init`` when this executor calls it.
     """
 
@@ -127,6 +134,7 @@ class RayExecutor(Executor):
         num_gpus: float = 0.0,
         runtime_env: dict[str, Any] | None = None,
         init_options: dict[str, Any] | None = None,
+        resources: dict[str, float] | None = None,
     ) -> None:
         if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
                                     or workers < 1):
@@ -148,6 +156,15 @@ class RayExecutor(Executor):
         self.num_gpus = float(num_gpus)
         self.runtime_env = runtime_env
         self.init_options = dict(init_options or {})
+        bad = {k: v for k, v in (resources or {}).items()
+               if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float))
+               or not v > 0 or k in ("CPU", "GPU")}
+        if bad:
+            raise ConfigError(
+                f"custom Ray resources {bad!r} are not allowed: give names (not 'CPU'/'GPU', "
+                "which are num_cpus/num_gpus) with amounts > 0"
+            )
+        self.resources = {k: float(v) for k, v in (resources or {}).items()}
         self._ray: Any = None
         self._owns_ray = False
         self._slots: list[_Slot] = []
@@ -172,9 +189,11 @@ class RayExecutor(Executor):
             by_gpu = int(res.get("GPU", 0) // self.num_gpus) if self.num_gpus else 10**9
             self.capacity = max(1, min(by_cpu, by_gpu))
         self._evaluator_ref = ray.put(evaluator)  # serialized once for all workers
+        # SPREAD: workers go to different nodes while there is room, so trials share no node's
+        # cores or memory bandwidth when they need not, and a lost node costs fewer trials.
         self._actor_cls = ray.remote(_RayWorker).options(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_task_retries=0,
-            max_concurrency=1,
+            max_concurrency=1, scheduling_strategy="SPREAD", resources=self.resources,
         )
         self._queue = []
         self._slots = [self._new_slot() for _ in range(self.capacity)]
@@ -195,7 +214,8 @@ class RayExecutor(Executor):
         # A private Ray for this run is reachable from this machine only; a join uses the
         # cluster's token when there is one (Ray itself does that for "auto" only).
         self._undo_loopback = _force_loopback() if private else None
-        self._undo_auth = None if private else use_token_if_available()
+        # (ray.init of a private Ray switches this process to token mode: undone at shutdown.)
+        self._undo_auth = restore_auth_mode() if private else use_token_if_available()
         try:
             ray.init(address=self.address, runtime_env=self.runtime_env, **opts)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
@@ -286,8 +306,9 @@ class RayExecutor(Executor):
             if ready:  # collect everything else that is done too
                 ready, _ = ray.wait(list(refs) + list(pings), num_returns=len(refs) + len(pings),
                                     timeout=0)
-            for ref in ready:
-                # A dead actor fails its ping and its job in the same round: handle it once.
+            # Pings first: a fresh worker's first result may arrive with its ping, and the ping
+            # says where the worker runs. A dead actor fails both in one round: handled once.
+            for ref in sorted(ready, key=lambda r: r not in pings):
                 s = pings[ref] if ref in pings else refs[ref]
                 if s not in self._slots:
                     continue
@@ -349,13 +370,29 @@ class RayExecutor(Executor):
         return {"node": s.node, "worker": s.pid} if s.pid is not None else {}
 
     def _node_lost(self, s: _Slot) -> bool:
+        """Whether the worker's node is gone: Ray says so, or its raylet refuses connections.
+
+        Ray marks a node dead only after its health checks fail (tens of seconds), while the
+        actor's error arrives at once ("temporarily unavailable"); a raylet that no longer
+        accepts connections tells the node's loss from the death of one worker process.
+        """
         if s.node_id is None:
             return False
         try:
             nodes = self._ray.nodes()
         except Exception:  # the cluster itself is unreachable: not this node's story
             return False
-        return any(n.get("NodeID") == s.node_id and not n.get("Alive", True) for n in nodes)
+        node = next((n for n in nodes if n.get("NodeID") == s.node_id), None)
+        if node is None or not node.get("Alive", True):
+            return True
+        host, port = node.get("NodeManagerAddress"), node.get("NodeManagerPort")
+        if not host or not port:
+            return False
+        try:
+            with socket.create_connection((host, int(port)), timeout=2.0):
+                return False
+        except OSError:
+            return True
 
     def _death_text(self, s: _Slot, exc: BaseException) -> str:
         who = f"Ray worker {s.pid} on node {s.node}" if s.pid else "a Ray worker"
@@ -370,7 +407,7 @@ class RayExecutor(Executor):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "capacity": self.capacity, "address": self.address,
-                "num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+                "num_cpus": self.num_cpus, "num_gpus": self.num_gpus, "resources": self.resources}
 
 
 def death_reason(exc: BaseException, node_lost: bool) -> str:
@@ -393,7 +430,9 @@ def death_reason(exc: BaseException, node_lost: bool) -> str:
     code = re.search(r"exits? with an exit code (-?\d+)", text)
     if code:
         return f"exit code {code.group(1)}"
-    if "connection error code" in low or "unexpectedly" in low:
+    # Its node is up (checked first), so a closed connection means its process ended.
+    if ("connection error code" in low or "unexpectedly" in low or "is unavailable" in low
+            or "temporarily unavailable" in low):
         return ("killed by a signal (kill -9, the kernel's out-of-memory killer, or a crash such "
                 "as a segmentation fault)")
     return f"{type(exc).__name__}: {first}"
