@@ -320,4 +320,4 @@ def test_bad_options_are_named() -> None:
         create_search("nao", net, tiny_splits())
     with pytest.raises(ConfigError, match="fewer than one batch"):
         create_search("darts", net, tiny_splits(8, 8), batch_size=16)
-    assert set(list_methods()) == {"darts", "darts2", "gdas", "spos", "enas", "ofa"}
+    assert set(list_methods()) == {"darts", "darts2", "pcdarts", "gdas", "spos", "enas", "ofa"}

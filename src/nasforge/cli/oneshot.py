@@ -211,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--method ofa trains the elastic space; got --space {args.space!r}")
     if args.space == "elastic" and args.method != "ofa":
         raise ConfigError(f"the elastic space is trained with --method ofa, not {args.method!r}")
+    if args.method == "pcdarts" and args.space != "darts":
+        raise ConfigError(f"--method pcdarts searches the darts space; got --space {args.space!r}")
     if args.subset < 2 * args.batch_size:
         raise ConfigError(
             f"--subset {args.subset} is too small for two splits of at least one batch of {args.batch_size}"
@@ -235,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
     space_options = parse_options(args.space_option)
     space = SPACES.create(args.space, **space_options)
     build = build_options(args, info.in_channels, info.num_classes)
+    if args.method == "pcdarts":  # the paper's supernet: 1/4 of the channels, edge normalization
+        build.update(partial_channels=4, edge_normalization=True)
     supernet = seeded_supernet(space, args.seed, **build)
     device = resolve_device(args.device)
     search = create_search(args.method, supernet, splits, device=device, checkpoint=args.checkpoint,

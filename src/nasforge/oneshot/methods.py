@@ -10,6 +10,7 @@ from nasforge.oneshot.darts import Darts
 from nasforge.oneshot.enas import Enas
 from nasforge.oneshot.gdas import Gdas
 from nasforge.oneshot.ofa import Ofa
+from nasforge.oneshot.pcdarts import PcDarts
 from nasforge.oneshot.search import OneShotSearch
 from nasforge.oneshot.spos import Spos
 from nasforge.supernet.base import Supernet
@@ -18,6 +19,8 @@ from nasforge.supernet.base import Supernet
 METHODS: dict[str, tuple[type[OneShotSearch], dict[str, Any], str]] = {
     "darts": (Darts, {"order": 1}, "DARTS, first order (Liu et al., ICLR 2019)"),
     "darts2": (Darts, {"order": 2}, "DARTS, second order (unrolled, finite-difference Hessian)"),
+    "pcdarts": (PcDarts, {"order": 1}, "PC-DARTS, partial channels + edge normalization (Xu et al., "
+                "ICLR 2020)"),
     "gdas": (Gdas, {}, "GDAS, hard Gumbel-softmax sampling (Dong & Yang, CVPR 2019)"),
     "spos": (Spos, {}, "SPOS, uniform single path + evolution (Guo et al., ECCV 2020)"),
     "enas": (Enas, {}, "ENAS, REINFORCE controller + shared weights (Pham et al., ICML 2018)"),

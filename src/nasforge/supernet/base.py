@@ -34,6 +34,7 @@ from nasforge.registry import SUPERNETS
 from nasforge.space.architecture import Architecture
 from nasforge.space.base import SearchSpace
 from nasforge.supernet.mixed import MixedOp, Sampled, Selection, Weighted, gumbel_hard
+from nasforge.supernet.recompute import check_level, checkpoint_modules, uncheckpoint
 
 MODES: tuple[str, ...] = ("softmax", "gumbel", "single_path")
 Path = Mapping[str, Any]
@@ -68,6 +69,7 @@ class Supernet(nn.Module):
         self._keys: tuple[str, ...] = ()
         self._candidates: dict[str, tuple[str, ...]] = {}
         self._mixed: list[MixedOp] = []
+        self.checkpointing = "none"
 
     # ------------------------------------------------------------------ set-up (subclasses)
     def _init_alphas(self, init_std: float = 1e-3) -> None:
@@ -124,6 +126,34 @@ class Supernet(nn.Module):
             probs = torch.softmax(self.alpha(key).detach().float().cpu(), dim=-1)
             out[key] = {n: float(p) for n, p in zip(self._candidates[key], probs)}
         return out
+
+    def cells(self) -> list[nn.Module]:
+        """The modules that ``set_checkpointing("cell")`` checkpoints (none by default: spaces
+        without cells support ``"none"`` and ``"mixed_op"`` only)."""
+        return []
+
+    def set_checkpointing(self, level: str) -> Supernet:
+        """Activation checkpointing: ``"none"``, ``"mixed_op"`` or ``"cell"``
+        (:mod:`nasforge.supernet.recompute`): less memory for one more forward pass per step.
+
+        It changes neither the weights nor the function computed (gradients and BatchNorm statistics
+        equal those without it), so it is not part of :meth:`describe` and checkpoints.
+        """
+        level = check_level(level)
+        parts: list[nn.Module] = []
+        if level == "mixed_op":
+            parts = list(self._mixed)
+        elif level == "cell":
+            parts = self.cells()
+            if not parts:
+                raise ConfigError(
+                    f"the {self.space.name} supernet has no cells to checkpoint; use checkpointing "
+                    "'mixed_op' or 'none'"
+                )
+        uncheckpoint(self)
+        checkpoint_modules(parts)
+        self.checkpointing = level
+        return self
 
     # ------------------------------------------------------------------ modes and paths
     def set_mode(self, mode: str, path: Path | None = None) -> Supernet:
@@ -268,8 +298,10 @@ class Supernet(nn.Module):
         path = self.path_of(arch)
         mixed = {name: m for name, m in self.named_modules() if isinstance(m, MixedOp)}
         out: dict[str, torch.Tensor] = {}
+        arch_ids = {id(p) for p in self.arch_parameters()}
+        arch_names = {n for n, p in self.named_parameters() if id(p) in arch_ids}
         for name, tensor in self.state_dict().items():
-            if name.startswith("alphas."):
+            if name in arch_names:
                 continue
             owner = _mixed_owner(name, mixed)
             if owner is None:

@@ -18,6 +18,15 @@ pooling outputs on the scale of the normalized conv outputs before the architect
 them. C=16, 8 cells has then 1,930,618 weights, as the original. ``faithful=False`` is the
 *derived-equivalent* variant: learnable preprocessing BatchNorms and bare pooling, so every path
 of the supernet computes exactly its derived network (``extract(arch)``), pooling included.
+
+PC-DARTS (Xu et al., ICLR 2020) options: ``partial_channels=K`` sends 1/K of each edge's input
+channels through its candidates (:class:`~nasforge.supernet.partial.PartialChannelOp`), and
+``edge_normalization=True`` adds one logit per input edge of every node (``betas``, shared by the
+cells of a type like the alphas): in ``softmax`` mode a node sums its edges weighted by the softmax
+of its betas, and ``derive`` ranks edges by that weight times the strongest op's. A
+partial-channel supernet's candidates are ``C/K`` channels wide, so it has no derived network
+to extract weights into. ``checkpointing`` is :meth:`Supernet.set_checkpointing` (``"cell"``
+checkpoints each DARTS cell).
 """
 
 from __future__ import annotations
@@ -32,9 +41,11 @@ from nasforge.ops.registry import Pool, create_op
 from nasforge.space.architecture import Architecture
 from nasforge.spaces.darts import CELLS, CellSlot, DartsCell, DartsNetwork, DartsSpace, Genotype
 from nasforge.supernet.base import Supernet, check_arch, register_supernet
-from nasforge.supernet.mixed import MixedOp
+from nasforge.supernet.mixed import MixedOp, Selection, Weighted
+from nasforge.supernet.partial import PartialChannelOp
 
-_BUILD_OPTIONS = ("num_classes", "C", "layers", "in_channels", "affine", "faithful")
+_BUILD_OPTIONS = ("num_classes", "C", "layers", "in_channels", "affine", "faithful",
+                  "partial_channels", "edge_normalization", "checkpointing")
 
 
 class PoolBN(nn.Sequential):
@@ -51,6 +62,11 @@ class PoolBN(nn.Sequential):
 def edge_key(cell: str, node: int, source: int) -> str:
     """Decision key of the supernet edge ``source -> node`` in the normal or reduction cell."""
     return f"{cell}/node{node}/from{source}"
+
+
+def node_key(cell: str, node: int) -> str:
+    """Name of the edge-normalization logits (``betas``) of ``node`` in the normal or reduction cell."""
+    return f"{cell}__node{node}"
 
 
 def _parse_key(key: str) -> tuple[str, int, int]:
@@ -72,6 +88,9 @@ class DartsSupernet(Supernet):
         in_channels: int = 3,
         affine: bool = False,
         faithful: bool = True,
+        partial_channels: int = 1,
+        edge_normalization: bool = False,
+        checkpointing: str = "none",
     ) -> None:
         if not space.distinct_inputs or space.concat_rule != "all":
             raise ConfigError(
@@ -79,9 +98,20 @@ class DartsSupernet(Supernet):
                 f"per edge, every node concatenated); this one has distinct_inputs="
                 f"{space.distinct_inputs!r}, concat={space.concat_rule!r}"
             )
-        for label, value in (("affine", affine), ("faithful", faithful)):
+        for label, value in (("affine", affine), ("faithful", faithful),
+                             ("edge_normalization", edge_normalization)):
             if not isinstance(value, bool):
                 raise ConfigError(f"{label} must be True or False, got {value!r}")
+        if isinstance(partial_channels, bool) or not isinstance(partial_channels, int) or partial_channels < 1:
+            raise ConfigError(
+                f"partial_channels must be an integer >= 1 (1: every channel; PC-DARTS uses 4), got "
+                f"{partial_channels!r}"
+            )
+        if C % partial_channels:
+            raise ConfigError(
+                f"partial_channels={partial_channels} must divide C={C} (each edge computes "
+                f"C/partial_channels channels)"
+            )
         build: dict[str, Any] = {"num_classes": num_classes, "C": C, "layers": layers,
                                  "in_channels": in_channels}
         # Validate the options exactly as the derived network would (same error messages).
@@ -89,6 +119,8 @@ class DartsSupernet(Supernet):
         super().__init__(space, build)
         self.affine = affine
         self.faithful = faithful
+        self.partial_channels = partial_channels
+        self.edge_normalization = edge_normalization
         self.op_names: tuple[str, ...] = (
             space.ops if "none" in space.ops else ("none", *space.ops)
         )
@@ -107,13 +139,61 @@ class DartsSupernet(Supernet):
         self.net = DartsNetwork(make_cell, num_classes=num_classes, C=C, layers=layers,
                                 in_channels=in_channels)
         self._init_alphas()
+        # After the alphas, so that a supernet without betas draws the same alphas as before.
+        self.betas = nn.ParameterDict()
+        if edge_normalization:
+            for cell in CELLS:
+                for i in node_ids:
+                    self.betas[node_key(cell, i)] = nn.Parameter(1e-3 * torch.randn(i))
+        self.set_checkpointing(checkpointing)
 
     def _make_mixed(self, key: str, channels: int, stride: int) -> nn.Module:
+        width = channels // self.partial_channels
         candidates: dict[str, nn.Module] = {}
         for name in self.op_names:
-            op = create_op(name, channels, channels, stride, self.affine)
-            candidates[name] = PoolBN(op, channels) if self.faithful and isinstance(op, Pool) else op
-        return MixedOp(key, candidates)
+            op = create_op(name, width, width, stride, self.affine)
+            candidates[name] = PoolBN(op, width) if self.faithful and isinstance(op, Pool) else op
+        if self.partial_channels == 1:
+            return MixedOp(key, candidates)
+        return PartialChannelOp(key, candidates, channels, self.partial_channels, stride)
+
+    def cells(self) -> list[nn.Module]:
+        return list(self.net.cells)
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The op logits (``alphas``) and, with edge normalization, the edge logits (``betas``)."""
+        return super().arch_parameters() + list(self.betas.values())
+
+    def edge_weights(self) -> dict[str, torch.Tensor]:
+        """Edge key -> its edge-normalization weight (softmax of its node's betas); empty without
+        edge normalization."""
+        out: dict[str, torch.Tensor] = {}
+        for name, betas in self.betas.items():
+            cell, node = name.split("__node")
+            weights = torch.softmax(betas, dim=-1)
+            for j in range(int(node)):
+                out[edge_key(cell, int(node), j)] = weights[j]
+        return out
+
+    def selections(self) -> dict[str, Selection]:
+        sel = super().selections()
+        # Edge normalization belongs to the continuous relaxation; sampled paths and explicit
+        # weights (forward_with_weights) compute single edges as they are.
+        if self.edge_normalization and self.mode == "softmax" and self._override is None:
+            for key, weight in self.edge_weights().items():
+                current = sel[key]
+                assert isinstance(current, Weighted)
+                sel[key] = Weighted(current.weights, edge=weight)
+        return sel
+
+    def extract(self, arch: Architecture, **build_overrides: Any) -> nn.Module:
+        if self.partial_channels > 1:
+            raise ConfigError(
+                f"a partial-channel supernet (partial_channels={self.partial_channels}) has candidate "
+                f"ops {self.partial_channels} times narrower than the derived network: train the "
+                "derived network (space.build(arch)) from scratch, as PC-DARTS does"
+            )
+        return super().extract(arch, **build_overrides)
 
     def _derived_leaf(self, op: MixedOp, choice: str, leaf: str) -> str | None:
         if not isinstance(op.candidates[choice], PoolBN):
@@ -152,6 +232,7 @@ class DartsSupernet(Supernet):
                 f"'none' excluded); unsupported option(s): {sorted(options) or {'exclude_none': False}}"
             )
         cells: dict[str, list[tuple[str, int]]] = {}
+        edge_weights = {k: float(w.detach()) for k, w in self.edge_weights().items()}
         for cell in CELLS:
             edges: list[tuple[str, int]] = []
             for i in self.dspace.node_ids:
@@ -162,7 +243,8 @@ class DartsSupernet(Supernet):
                     names = self.candidates(key)
                     best = max((k for k, n in enumerate(names) if n != "none"),
                                key=lambda k: float(probs[k]))
-                    scored.append((float(probs[best]), -j, names[best], j))
+                    # PC-DARTS ranks edges by edge weight x op weight (1 without edge normalization).
+                    scored.append((float(probs[best]) * edge_weights.get(key, 1.0), -j, names[best], j))
                 # Strongest two inputs; ties go to the earlier input (stable, repeatable).
                 top = sorted(scored, reverse=True)[:2]
                 edges.extend((op, j) for _, _, op, j in sorted(top, key=lambda t: t[3]))
@@ -186,13 +268,19 @@ class DartsSupernet(Supernet):
         info = super().describe()
         info["kwargs"]["affine"] = self.affine
         info["kwargs"]["faithful"] = self.faithful
+        # Recorded only when set, so checkpoints written before these options existed still match.
+        if self.partial_channels != 1:
+            info["kwargs"]["partial_channels"] = self.partial_channels
+        if self.edge_normalization:
+            info["kwargs"]["edge_normalization"] = True
         return info
 
 
 @register_supernet("darts")
 def darts_supernet(space: DartsSpace, **kwargs: Any) -> DartsSupernet:
     """Supernet of a DARTS space; options ``num_classes, C (16), layers (8), in_channels, affine
-    (False), faithful (True)`` (see the module doc)."""
+    (False), faithful (True), partial_channels (1), edge_normalization (False), checkpointing
+    ("none")`` (see the module doc)."""
     unknown = sorted(set(kwargs) - set(_BUILD_OPTIONS))
     if unknown:
         raise ConfigError(
@@ -202,4 +290,4 @@ def darts_supernet(space: DartsSpace, **kwargs: Any) -> DartsSupernet:
     return DartsSupernet(space, **kwargs)
 
 
-__all__ = ["DartsSupernet", "PoolBN", "darts_supernet", "edge_key"]
+__all__ = ["DartsSupernet", "PoolBN", "darts_supernet", "edge_key", "node_key"]

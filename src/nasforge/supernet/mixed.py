@@ -25,9 +25,14 @@ from nasforge.errors import ConfigError, allowed
 
 @dataclass(frozen=True)
 class Weighted:
-    """Sum every candidate's output weighted by ``weights`` (one entry per candidate, in order)."""
+    """Sum every candidate's output weighted by ``weights`` (one entry per candidate, in order).
+
+    ``edge`` (a 0-d tensor), when given, multiplies the whole edge output: PC-DARTS' edge
+    normalization weight of this edge among its node's inputs.
+    """
 
     weights: torch.Tensor
+    edge: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -72,16 +77,27 @@ class MixedOp(nn.Module):
             raise ConfigError(
                 f"mixed op {self.key!r} has no selection: run it through its Supernet's forward"
             )
+        out = self.compute(x, sel)
+        if isinstance(sel, Weighted) and sel.edge is not None:
+            out = out * sel.edge
+        return out
+
+    def compute(self, x: torch.Tensor, sel: Selection) -> torch.Tensor:
+        """The edge's output under ``sel`` (before any edge-normalization weight)."""
         if isinstance(sel, Sampled):
             out: torch.Tensor = self.candidates[self.names[sel.index]](x)
             return out if sel.gate is None else out * sel.gate
-        if sel.weights.shape != (len(self.names),):
+        return self.mix(x, sel.weights)
+
+    def mix(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``sum_k weights[k] * candidate_k(x)`` (DARTS' continuous relaxation)."""
+        if weights.shape != (len(self.names),):
             raise ConfigError(
                 f"edge {self.key!r} has {len(self.names)} candidates but got weights of shape "
-                f"{tuple(sel.weights.shape)}"
+                f"{tuple(weights.shape)}"
             )
         total: torch.Tensor | None = None
-        for w, name in zip(sel.weights, self.names):
+        for w, name in zip(weights, self.names):
             term = w * self.candidates[name](x)
             total = term if total is None else total + term
         assert total is not None

@@ -25,7 +25,7 @@ from nasforge.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201Space, edge_name
 from nasforge.supernet.base import Supernet, check_arch, register_supernet
 from nasforge.supernet.mixed import MixedOp
 
-_BUILD_OPTIONS = ("num_classes", "C", "N", "in_channels", "affine")
+_BUILD_OPTIONS = ("num_classes", "C", "N", "in_channels", "affine", "checkpointing")
 
 
 class NB201Supernet(Supernet):
@@ -53,6 +53,9 @@ class NB201Supernet(Supernet):
                     {op: create_op(op, c_in, cell.c_out, stride, self.affine) for op in NB201_OPS},
                 )
         self._init_alphas()
+
+    def cells(self) -> list[nn.Module]:
+        return [m for m in self.net.modules() if isinstance(m, DAGCell)]
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(x)
@@ -91,7 +94,8 @@ class NB201Supernet(Supernet):
 
 @register_supernet("nb201")
 def nb201_supernet(space: NB201Space, **kwargs: Any) -> NB201Supernet:
-    """Supernet of the NAS-Bench-201 space; options as :meth:`NB201Space.build` plus ``affine``."""
+    """Supernet of the NAS-Bench-201 space; options as :meth:`NB201Space.build` plus ``affine`` and
+    ``checkpointing`` (:meth:`Supernet.set_checkpointing`)."""
     unknown = sorted(set(kwargs) - set(_BUILD_OPTIONS))
     if unknown:
         raise ConfigError(
@@ -99,9 +103,12 @@ def nb201_supernet(space: NB201Space, **kwargs: Any) -> NB201Supernet:
             + ", ".join(repr(o) for o in _BUILD_OPTIONS)
         )
     affine = kwargs.pop("affine", False)
+    checkpointing = kwargs.pop("checkpointing", "none")
     if not isinstance(affine, bool):
         raise ConfigError(f"affine must be True or False, got {affine!r}")
-    return NB201Supernet(space, affine=affine, **kwargs)
+    net = NB201Supernet(space, affine=affine, **kwargs)
+    net.set_checkpointing(checkpointing)
+    return net
 
 
 __all__ = ["NB201Supernet", "nb201_supernet"]
