@@ -63,8 +63,14 @@ class CrashLog:
         if self._file is None:
             return
         faulthandler.disable()
-        if self._was_enabled:  # e.g. python -X faulthandler: give it back its stderr
-            faulthandler.enable(sys.stderr)
+        if self._was_enabled:  # e.g. python -X faulthandler: give it back a stderr
+            # (faulthandler cannot say which file it had; a captured sys.stderr has no fileno)
+            for stream in [s for s in (sys.stderr, sys.__stderr__) if s is not None]:
+                try:
+                    faulthandler.enable(stream)
+                    break
+                except (AttributeError, OSError, ValueError, RuntimeError):
+                    continue
         self._file.close()
         self._file = None
         with contextlib.suppress(OSError):
