@@ -8,6 +8,7 @@
 # Steps: head (2 CPUs) + worker node (1 CPU); the search starts; the worker node is killed once a
 # trial started on it; once its trial was started again (retried on the head) and two more
 # trials started, the driver is killed; started again, it finishes; trials to OUT/result.json.
+# Last, a short search joins the same cluster through Ray Client (ray://).
 set -euo pipefail
 OUT=$1
 PY=$2
@@ -51,6 +52,10 @@ wait "$DRIVER" || true
 echo "driver killed after $(starts) trial starts" > "$OUT/steps.txt"
 "$PY" "$HERE/ray_cluster_driver.py" "${DRIVER_ARGS[@]}" > "$OUT/driver2.log" 2>&1
 echo "resumed run finished" >> "$OUT/steps.txt"
+# The same cluster through Ray Client (ray://), token found the same way.
+"$PY" "$HERE/ray_cluster_driver.py" ray://127.0.0.1:10001 "$OUT/client.db" "$OUT/client_marks" 3 \
+  --no-hold > "$OUT/client.log" 2>&1
+echo "ray client run finished" >> "$OUT/steps.txt"
 "$PY" - "$OUT" <<'PYEOF'
 import json, sys
 from nasforge.experiment import SQLiteStorage
@@ -60,4 +65,6 @@ json.dump([{"number": t.number, "status": t.status.value, "node": t.info.get("no
             "worker": t.info.get("worker"), "attempts": t.info.get("attempts", 1),
             "lost_attempts": t.info.get("lost_attempts", []),
             "error": t.error} for t in trials], open(f"{out}/result.json", "w"), indent=1)
+client = SQLiteStorage(f"{out}/client.db", readonly=True).trials()
+json.dump([t.status.value for t in client], open(f"{out}/client.json", "w"))
 PYEOF

@@ -56,6 +56,7 @@ def test_two_nodes_token_auth_node_lost_driver_killed_and_resumed(tmp_path: Path
     assert all(t["node"] != a["node"] for t in retried for a in t["lost_attempts"])
     assert all(t["status"] == "ok" or "node was lost" in (t["error"] or "") for t in trials)
     assert "driver killed" in (tmp_path / "steps.txt").read_text()
+    assert json.loads((tmp_path / "client.json").read_text()) == ["ok"] * 3  # through ray://
 
 
 def _descendants(pid: int) -> set[int]:
