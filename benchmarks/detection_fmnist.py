@@ -73,10 +73,9 @@ def main() -> None:
     torch.set_num_threads(2)
     rows = []
     for seed in range(args.seeds):
-        rows.append(reference(seed, args))
-        for strategy in ("random", "rea"):
-            rows.append(search(strategy, seed, args))
-        for r in rows[-3:]:
+        for method in ("hand-designed", "random", "rea"):
+            r = reference(seed, args) if method == "hand-designed" else search(method, seed, args)
+            rows.append(r)
             print(f"{r['strategy']:>13} seed {r['seed']}: mAP {r['best_map']:.3f}  mAP@.5 {r['best_map_50']:.3f}  "
                   f"{r['seconds_per_trial']:.1f} s/trial over {r['trials']} trial(s)", flush=True)
     if args.json:
