@@ -2,7 +2,9 @@
 
 The module starts one head node with ``ray start --head --port=P`` (loopback only:
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` and ``--node-ip-address=127.0.0.1``), the executor joins it
-with ``address="auto"``, and ``ray stop --force`` runs at teardown whatever happens.
+with ``address="auto"``. At teardown, whatever happens, the processes of that cluster (those
+that name its port, and every process below them) are killed by PID: ``ray stop`` would stop
+every Ray on the machine, including ones this test did not start.
 """
 
 from __future__ import annotations
@@ -31,6 +33,26 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 
 
+def cluster_processes(port: int) -> set[tuple[int, str]]:
+    """The processes of the Ray cluster whose GCS listens on ``port`` (pid, start time)."""
+    from nasforge.experiment.ray_reaper import _start_time
+
+    marks = (f"127.0.0.1:{port}".encode(), f"gcs_server_port={port}".encode())
+    found: set[tuple[int, str]] = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        start = _start_time(int(name))
+        if start is not None and any(m in cmd for m in marks):
+            found.add((int(name), start))
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,6 +67,7 @@ def ray_cluster() -> Iterator[str]:
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p)
     port = free_port()
+    started: set[tuple[int, str]] = set()
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the driver, too, stays on loopback
     from ray._private import ray_constants
 
@@ -53,13 +76,18 @@ def ray_cluster() -> Iterator[str]:
         subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
                        env=env, check=True, capture_output=True, timeout=240)
+        started = cluster_processes(port)
         yield f"127.0.0.1:{port}"
     finally:
         import ray
 
+        from nasforge.experiment.ray_reaper import kill_all
+
         if ray.is_initialized():
             ray.shutdown()
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        # By PID, with their descendants (workers rename themselves and name no port).
+        kill_all(started | cluster_processes(port))
+        assert not cluster_processes(port), "processes of the test's Ray cluster survived"
 
 
 def make(evaluator: Any, executor: Any, **kwargs: Any) -> Experiment:
