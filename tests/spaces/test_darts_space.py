@@ -386,7 +386,7 @@ def test_graph_describes_one_cell(space: DartsSpace) -> None:
         ({"ops": ["none", "sep_conv_3x3"]}, "allow_none"),
         ({"nodes": 0}, "nodes must be"),
         ({"concat": "some"}, "unknown concat rule"),
-        ({"allow_none": "yes"}, "allow_none must be true or false"),
+        ({"allow_none": "yes"}, "option 'allow_none' of space 'darts' must be true or false"),
     ],
 )
 def test_bad_space_options(options: dict[str, object], match: str) -> None:

@@ -184,7 +184,7 @@ def test_make_divisible_follows_the_mobilenet_rule() -> None:
         ({"stages": [{"width": 8, "stride": 3, "act": "relu", "se": False}]}, "stride 1 or 2"),
         ({"stages": [{"width": 8, "act": "gelu", "stride": 1, "se": False}]}, "'relu', 'hswish'"),
         ({"stages": [{"width": 8}]}, "needs width, stride, act, se"),
-        ({"se": 1}, "se must be true or false"),
+        ({"se": 1}, "option 'se' of space 'elastic' must be true or false"),
     ],
 )
 def test_bad_options(options: dict[str, object], match: str) -> None:
