@@ -124,7 +124,9 @@ def test_private_ray_leaves_nothing_behind_when_its_driver_is_killed(tmp_path: P
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:] if driver.stderr \
             else ""
         ray_processes = _descendants(driver.pid)
-        names = subprocess.run(["ps", "-o", "args=", "-p", ",".join(map(str, ray_processes))],
+        # -ww: without it ps cuts each line at 80 columns, and a long install path (CI checks
+        # out under /check/...) cuts "raylet" and "gcs_server" off the end.
+        names = subprocess.run(["ps", "-ww", "-o", "args=", "-p", ",".join(map(str, ray_processes))],
                                capture_output=True, text=True).stdout
         assert "raylet" in names and "gcs_server" in names, names  # the check proves something
         driver.send_signal(signal.SIGKILL)
@@ -133,7 +135,7 @@ def test_private_ray_leaves_nothing_behind_when_its_driver_is_killed(tmp_path: P
         while _alive(ray_processes) and time.time() < deadline:
             time.sleep(0.5)
         left = _alive(ray_processes)
-        leftover = subprocess.run(["ps", "-o", "pid=,args=", "-p", ",".join(map(str, left))],
+        leftover = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "-p", ",".join(map(str, left))],
                                   capture_output=True, text=True).stdout if left else ""
         assert not left, f"still running a minute after kill -9 of the driver:\n{leftover}"
     finally:
