@@ -18,7 +18,13 @@ class TrainConfig:
 
     Defaults follow the common CIFAR recipe used by NAS-Bench-201 (SGD, Nesterov momentum 0.9,
     weight decay 5e-4, cosine learning-rate decay to ``min_lr``), scaled down for short runs.
-    ``amp``/``channels_last``: None means "on when training on CUDA" (bf16 autocast).
+    ``amp``: None means "bf16 autocast when training on CUDA".
+    ``channels_last``: None means "train in channels_last (NHWC) on every device": on CPU a
+    training step took 1.1-2x less CPU time in it for every built-in space we timed (PyTorch 2.13,
+    oneDNN convolutions; ``benchmarks/trainer_throughput.py`` prints the ratio), and on CUDA it is
+    what tensor cores want. Latency and
+    memory are still *measured* in NCHW on CPU (see :meth:`conditions`), the layout of the
+    per-device latency table and of an ONNX deployment.
     ``num_threads``: torch CPU threads for this process (None keeps ``torch.get_num_threads()``).
     """
 
@@ -75,11 +81,17 @@ class TrainConfig:
             )
 
     def conditions(self, on_cuda: bool) -> tuple[bool, bool]:
-        """``(amp, channels_last)`` in effect on a CUDA device or not: the trainer trains in
-        them, and the training evaluator measures latency and memory in the same ones."""
+        """``(amp, channels_last)`` for measuring on a CUDA device or not: the training evaluator
+        measures latency and memory in them. ``amp`` is also what the trainer trains in; its
+        layout is :meth:`trains_channels_last`, which differs on CPU by default."""
         amp = on_cuda if self.amp is None else (self.amp and on_cuda)
         channels_last = on_cuda if self.channels_last is None else self.channels_last
         return amp, channels_last
+
+    def trains_channels_last(self) -> bool:
+        """Whether the trainer holds the model and 4-D input batches in channels_last while
+        training and validating (the default on every device; see the class docstring)."""
+        return True if self.channels_last is None else bool(self.channels_last)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able copy."""

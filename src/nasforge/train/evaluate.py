@@ -68,7 +68,7 @@ def evaluate_model(
             for x, y in batches:
                 x = x.to(dev, non_blocking=True)
                 y = y.to(dev, non_blocking=True)
-                if channels_last:
+                if channels_last and x.dim() == 4:  # the layout only exists for image batches
                     x = x.contiguous(memory_format=torch.channels_last)
                 logits = as_logits(model(x)).float()
                 loss_sum += F.cross_entropy(logits, y, reduction="sum")

@@ -283,7 +283,8 @@ class Trainer:
             torch.set_rng_state(resume.rng)  # dropout continues the same random stream
         if resume is not None and resume.cuda_rng is not None and on_cuda:
             torch.cuda.set_rng_state(resume.cuda_rng, dev)  # the same on the GPU
-        amp, channels_last = cfg.conditions(on_cuda)
+        amp, _ = cfg.conditions(on_cuda)
+        channels_last = cfg.trains_channels_last()
         model.to(dev)
         if channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -330,7 +331,7 @@ class Trainer:
                     )
                 x = x.to(dev, non_blocking=True)
                 y = y.to(dev, non_blocking=True)
-                if channels_last:
+                if channels_last and x.dim() == 4:  # the layout only exists for image batches
                     x = x.contiguous(memory_format=torch.channels_last)
                 lr = lr_at(cfg, step, total_steps)
                 for group in optimizer.param_groups:
