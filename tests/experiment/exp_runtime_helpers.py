@@ -147,3 +147,26 @@ class WorkerProbe(FunctionEvaluator):
 
     def cheap_metrics(self, arch: Architecture) -> dict[str, float]:
         return {"params": params(arch)}
+
+
+@dataclass
+class Handshake:
+    """Reports epoch 1, then waits until the driver has seen it (a marker file that the test's
+    ``trial_reported`` callback writes), then reports epoch 2.
+
+    Its ``accuracy`` is 1 when the driver answered within ``wait_s`` seconds, else 0, so a
+    trial proves by its result that its report reached the driver while it was still running.
+    """
+
+    marker_dir: str
+    wait_s: float = 30.0
+
+    def __call__(self, arch: Architecture, ctx: EvalContext) -> dict[str, float]:
+        marker = Path(self.marker_dir) / f"seen-{ctx.trial_number}"
+        ctx.report(1, 10.0 + ctx.trial_number)
+        deadline = time.time() + self.wait_s
+        while not marker.exists() and time.time() < deadline:
+            time.sleep(0.01)
+        seen = marker.exists()
+        ctx.report(2, 20.0 + ctx.trial_number)
+        return {"accuracy": 1.0 if seen else 0.0}

@@ -1,10 +1,13 @@
 """Experiment events: what progress bars, logs and user code subscribe to.
 
 The loop emits one :class:`Event` per thing that happens (experiment started, trial started,
-finished, failed, retried, experiment ended). Subscribers are :class:`Callback` objects, whose
-:meth:`Callback.on_event` dispatches to one hook per kind, or plain functions ``fn(event)`` wrapped
-by :func:`as_callback`. ``trial_finished``/``trial_failed`` are emitted after the trial was
-stored, so a subscriber that reads the database sees the result it is told about.
+reported an intermediate value, finished, failed, retried, experiment ended). Subscribers are
+:class:`Callback` objects, whose :meth:`Callback.on_event` dispatches to one hook per kind, or
+plain functions ``fn(event)`` wrapped by :func:`as_callback`. ``trial_finished``/``trial_failed``
+are emitted after the trial was stored, so a subscriber that reads the database sees the result it is told about.
+``trial_reported`` carries each ``ctx.report(step, value)`` of a running trial while it runs
+(inline and process-pool executors; a Ray trial's reports arrive only with its result, in
+``info["reports"]``), which is what the progress display's per-epoch ticks show.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class EventKind(str, enum.Enum):
     EXPERIMENT_STARTED = "experiment_started"
     TRIAL_STARTED = "trial_started"
     TRIAL_RETRIED = "trial_retried"
+    TRIAL_REPORTED = "trial_reported"  # an intermediate value (ctx.report) of a running trial
     TRIAL_FINISHED = "trial_finished"  # ok, pruned or infeasible
     TRIAL_FAILED = "trial_failed"
     EXPERIMENT_ENDED = "experiment_ended"
@@ -41,13 +45,17 @@ class Event:
 
     ``trial`` is set for trial events (for ``trial_finished``/``trial_failed`` it is the stored,
     finished trial); ``message`` says why for retries and how the experiment ended
-    (``"finished"``, ``"stopped"``, ``"interrupted"`` or ``"failed: ..."``).
+    (``"finished"``, ``"stopped"``, ``"interrupted"`` or ``"failed: ..."``). ``step`` and
+    ``value`` are set for ``trial_reported`` (what the evaluator passed to ``ctx.report``; the
+    trial is the running one, as it started).
     """
 
     kind: EventKind
     time: float
     trial: Trial | None = None
     message: str = ""
+    step: int | None = None
+    value: float | None = None
 
 
 class Callback:
@@ -69,6 +77,9 @@ class Callback:
                 self.on_trial_start(experiment, event.trial)
             elif kind is EventKind.TRIAL_RETRIED:
                 self.on_trial_retry(experiment, event.trial, event.message)
+            elif kind is EventKind.TRIAL_REPORTED:
+                assert event.step is not None and event.value is not None
+                self.on_trial_report(experiment, event.trial, event.step, event.value)
             else:
                 self.on_trial_end(experiment, event.trial)
                 if kind is EventKind.TRIAL_FAILED:
@@ -82,6 +93,12 @@ class Callback:
 
     def on_trial_retry(self, experiment: Experiment, trial: Trial, reason: str) -> None:
         """A trial's worker died and the trial was submitted again."""
+
+    def on_trial_report(self, experiment: Experiment, trial: Trial, step: int,
+                        value: float) -> None:
+        """A running trial reported ``value`` at ``step`` (e.g. validation accuracy after an
+        epoch), live with the inline and process executors. Keep it quick: it runs between the
+        evaluator's epochs (inline) or while the driver waits for results (process pool)."""
 
     def on_trial_end(self, experiment: Experiment, trial: Trial) -> None:
         """A trial ended (ok, failed, pruned or infeasible) and was stored."""

@@ -6,6 +6,12 @@ constraint, storage and resume logic. Executors report three kinds of outcome: t
 Result (an exception inside it becomes a failed Result with the traceback), a trial whose worker
 died (``worker_died=True``; the loop retries or fails it) and a trial that ran past its timeout
 (failed, "timeout after X s"; its worker is killed and replaced).
+
+While a trial runs, each ``ctx.report(step, value)`` also goes to the executor's
+:attr:`Executor.report_sink` (the experiment's ``trial_reported`` event, which the progress display
+shows): directly for the inline executor, as a message on the worker's pipe for the process pool.
+Ray actors run a trial as one remote call and return only its result, so a Ray trial's reports
+reach the driver with it (``info["reports"]``), not live.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -106,11 +112,18 @@ def _alarm(timeout: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def run_job(evaluator: Evaluator, job: TrialJob, enforce_timeout: bool = False) -> JobOutcome:
+#: Receives each intermediate report of a running trial: ``sink(trial_number, step, value)``.
+ReportSink = Callable[[int, int, float], None]
+
+
+def run_job(evaluator: Evaluator, job: TrialJob, enforce_timeout: bool = False,
+            on_report: Callable[[int, float], None] | None = None) -> JobOutcome:
     """Evaluate one job, turning any exception into a failed Result with its traceback.
 
     With ``enforce_timeout`` (the inline executor), ``job.timeout`` interrupts the evaluation
-    through SIGALRM; process and Ray workers are killed from outside instead.
+    through SIGALRM; process and Ray workers are killed from outside instead. ``on_report(step,
+    value)`` sees each report as it happens (before the pruner decides); its errors are logged,
+    never charged to the trial.
     """
     started = time.time()
     # Every value the evaluation reports is kept: it is the trial's learning curve, stored with
@@ -120,6 +133,11 @@ def run_job(evaluator: Evaluator, job: TrialJob, enforce_timeout: bool = False) 
 
     def reporter(step: int, value: float) -> bool:
         reports.append([int(step), float(value)])
+        if on_report is not None:
+            try:
+                on_report(int(step), float(value))
+            except Exception:  # a display's bug must not fail the trial that it displays
+                log.exception("passing on trial %d's report failed", job.number)
         return bool(decide(step, value))
 
     try:
@@ -198,6 +216,14 @@ class Executor(ABC):
 
     name: str = "executor"
     capacity: int = 1
+    #: Where reports of running trials go (set by the experiment before :meth:`start`; None:
+    #: nowhere). Called in the thread that calls :meth:`wait`.
+    report_sink: ReportSink | None = None
+
+    def reported(self, number: int, step: int, value: float) -> None:
+        """Pass trial ``number``'s report on to :attr:`report_sink`, if any."""
+        if self.report_sink is not None:
+            self.report_sink(number, step, value)
 
     def start(self, evaluator: Evaluator) -> None:
         """Prepare workers for ``evaluator`` (called once per run)."""
@@ -279,7 +305,10 @@ class InlineExecutor(Executor):
             return [self._crash_outcome(job, crash)]
         if self._crash_log is not None:
             self._crash_log.running(job.number)
-        return [run_job(self.evaluator, job, enforce_timeout=True)]
+        def on_report(step: int, value: float) -> None:
+            self.reported(job.number, step, value)
+
+        return [run_job(self.evaluator, job, enforce_timeout=True, on_report=on_report)]
 
     @property
     def in_flight(self) -> int:

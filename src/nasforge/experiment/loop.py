@@ -309,6 +309,7 @@ class Experiment:
             self._started = time.time()
             self.stop_reason = "running"
             try:
+                self.executor.report_sink = self._reported
                 self.executor.start(self.evaluator)
                 self._emit(EventKind.EXPERIMENT_STARTED)
                 self._loop()
@@ -519,10 +520,17 @@ class Experiment:
             rivals = [trial] if self._best is None else [self._best, trial]
             self._best = best_trial(rivals, self.objective)
 
-    def _emit(self, kind: EventKind, trial: Trial | None = None, message: str = "") -> None:
+    def _reported(self, number: int, step: int, value: float) -> None:
+        """A running trial's ``ctx.report``, live from the executor: a ``trial_reported`` event."""
+        p = self._pending.get(number)
+        if p is not None and p.done is None:
+            self._emit(EventKind.TRIAL_REPORTED, p.trial, step=step, value=value)
+
+    def _emit(self, kind: EventKind, trial: Trial | None = None, message: str = "",
+              step: int | None = None, value: float | None = None) -> None:
         if not self.callbacks:
             return
-        event = Event(kind, time.time(), trial, message)
+        event = Event(kind, time.time(), trial, message, step, value)
         for cb in self.callbacks:
             cb.on_event(self, event)
 

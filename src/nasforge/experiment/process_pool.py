@@ -7,7 +7,9 @@ worker costs exactly the trial it was running; the pool starts a replacement and
 
 Workers are started with the ``spawn`` method (safe with threads, CUDA and macOS), receive the
 pickled evaluator once at start, ignore SIGINT (Ctrl-C is the driver's to handle), cap torch's
-threads at ``cores // workers`` and exit on their own when the driver disappears.
+threads at ``cores // workers`` and exit on their own when the driver disappears. A trial's
+reports (``ctx.report``) travel on the same pipe as they happen (``("report", number, step,
+value)``, ahead of its result), so the driver sees them live.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -102,7 +105,7 @@ def _worker_main(conn: mpc.Connection, payload: bytes, threads: int) -> None:
             continue
         if job is None:
             return
-        outcome = run_job(evaluator, job)
+        outcome = run_job(evaluator, job, on_report=_report_to(conn, job.number))
         try:
             conn.send(("done", outcome))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
@@ -112,6 +115,17 @@ def _worker_main(conn: mpc.Connection, payload: bytes, threads: int) -> None:
                                           outcome.finished_at)))
         except (BrokenPipeError, OSError):
             return
+
+
+def _report_to(conn: mpc.Connection, number: int) -> Callable[[int, float], None]:
+    """Send trial ``number``'s reports to the driver as they happen."""
+
+    def send(step: int, value: float) -> None:
+        # A driver that is gone cannot listen; the parent watch ends this worker soon.
+        with contextlib.suppress(OSError):
+            conn.send(("report", number, step, value))
+
+    return send
 
 
 @dataclass(eq=False)  # identity comparison: a replaced worker is a different worker
@@ -326,7 +340,10 @@ class ProcessExecutor(Executor):
 
     def _on_message(self, w: _Worker, msg: tuple[Any, ...], outcomes: list[JobOutcome]) -> None:
         kind = msg[0]
-        if kind == "ready":
+        if kind == "report":
+            if w.job is not None and msg[1] == w.job.number:
+                self.reported(int(msg[1]), int(msg[2]), float(msg[3]))
+        elif kind == "ready":
             w.ready_at = time.time()
             self._failed_starts = 0
         elif kind == "done":
