@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import optuna
 import pytest
-from strategy_helpers import ToyConditionalSpace, crc, drive, toy_trial
+from strategy_helpers import TINY, ToyConditionalSpace, crc, drive, toy_trial
 
 import nasforge
 from nasforge.errors import ConfigError
@@ -209,6 +209,25 @@ def test_local_search_batch_asks_use_restart_samples() -> None:
     assert strat.optima
 
 
+def test_local_search_keeps_climbing_after_amend_last_ask() -> None:
+    # A resume by replay amends an ask the strategy proposed differently; the climb must not
+    # wait forever for the replaced neighbour's answer.
+    strat = LocalSearch(NB201, seed=0)
+    told = {t.arch for t in run(strat, convs, 1)}  # the first architecture becomes the current one
+    replaced = strat.ask()
+    assert replaced in NB201.neighbors(told.pop())
+    rng = np.random.default_rng(5)
+    other = NB201.sample(rng)
+    while other in strat._neighborhood or other == replaced:
+        other = NB201.sample(rng)
+    strat.amend_last_ask(other)
+    assert strat.pending == [other]
+    strat.tell(ok(other, 1, accuracy=convs(other)))
+    later = {t.arch for t in run(strat, convs, 150)}
+    assert replaced in later  # the replaced neighbour was asked again, not skipped
+    assert strat.optima and convs(strat.optima[0]) == 6.0
+
+
 # ---------------------------------------------------------------------------------- BANANAS
 def test_mlp_ensemble_fits_and_disagrees_off_data() -> None:
     import torch
@@ -375,6 +394,25 @@ def test_tpe_without_avoid_repeats_requeries_like_optunas_own_loop() -> None:
 
     check_strategy(lambda space, seed: nasforge.create_strategy(
         "tpe", space, seed=seed, n_startup_trials=3, avoid_repeats=False), NB201)
+
+
+@pytest.mark.parametrize("name", ["tpe", "optuna_nsga2"])
+def test_optuna_amend_last_ask_closes_the_replaced_trial(name: str) -> None:
+    # The study must not keep the replaced proposal running forever (TPE's constant liar would
+    # count it), and it learns the amended architecture's result.
+    strat = nasforge.create_strategy(name, NB201, seed=0, **TINY[name])
+    told = {t.arch for t in run(strat, convs, 4)}
+    replaced = strat.ask()
+    rng = np.random.default_rng(5)
+    other = NB201.sample(rng)
+    while other in told or other == replaced:
+        other = NB201.sample(rng)
+    strat.amend_last_ask(other)
+    strat.tell(ok(other, 4, accuracy=convs(other)))
+    study = strat.study  # type: ignore[attr-defined]
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert any(t.params == dict(other) and t.values == [convs(other)] for t in study.trials)
+    run(strat, convs, 3)  # and it keeps asking
 
 
 # ---------------------------------------------------------------------------------- options

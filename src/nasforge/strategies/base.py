@@ -22,8 +22,13 @@ class Strategy(ABC):
     through :meth:`state_dict` / :meth:`load_state_dict` as JSON-able data, so an experiment can
     resume it exactly: after ``load_state_dict``, the strategy proposes the same future.
 
-    Subclasses implement :meth:`ask` and, when they learn, :meth:`tell`; they extend
-    :meth:`state_dict` / :meth:`load_state_dict` with their own fields (calling ``super()``).
+    Subclasses implement :meth:`_ask` and, when they learn, :meth:`_tell` (the public ``ask`` and
+    ``tell`` keep :attr:`pending` up to date around them); they extend :meth:`state_dict` /
+    :meth:`load_state_dict` with their own fields (calling ``super()``), and override
+    :meth:`amend_last_ask` only when they keep their own record of pending asks. The rules a
+    strategy keeps (no pending duplicates, tells of any status in any order, JSON-able state, a
+    state round trip that predicts the same future, determinism per seed, consistent names) are
+    written out and checked by :mod:`nasforge.testing` (``check_strategy``).
     """
 
     name: str = "strategy"

@@ -97,6 +97,27 @@ class LocalSearch(Strategy):
             self.starts.append(arch)  # a candidate starting point of the next (re)start
         self._settle()
 
+    def amend_last_ask(self, arch: Architecture) -> None:
+        """Replace the newest pending ask by ``arch`` (a resume replaying stored history).
+
+        The climb keeps its own record of what is in flight: without this, it would wait forever
+        for the replaced neighbour's answer and never finish its neighbourhood.
+        """
+        replaced = self.pending[-1] if self.pending else None
+        super().amend_last_ask(arch)
+        assert replaced is not None  # the base class refuses an amend with nothing pending
+        self.randoms.discard(replaced)
+        if replaced in self.inflight:
+            self.inflight.discard(replaced)
+            self.queue.insert(0, replaced)  # never evaluated: still to ask, next
+        # Record the architecture that is really being evaluated as what it is for the climb.
+        if self.current is not None and arch in self._neighborhood:
+            self.inflight.add(arch)
+            if arch in self.queue:
+                self.queue.remove(arch)
+        else:
+            self.randoms.add(arch)
+
     # ------------------------------------------------------------------ internals
     def _settle(self) -> None:
         """Record a finished climb (local optimum) and (re)start when enough starts are told."""

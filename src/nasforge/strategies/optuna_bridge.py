@@ -188,6 +188,20 @@ class OptunaStrategy(Strategy):
             values = [float(trial.value(o.metric) or 0.0) for o in self.objectives]
             self._optuna_tell(number, "complete", values, 0.0)
 
+    def amend_last_ask(self, arch: Architecture) -> None:
+        """Replace the newest pending ask by ``arch`` (a resume replaying stored history).
+
+        The replaced proposal was never evaluated: its Optuna trial is closed as failed (so it
+        teaches nothing and no longer counts as running), and ``arch`` is asked through the study
+        in its place, so its result is told to the trial that holds it.
+        """
+        replaced = self.pending[-1] if self.pending else None
+        super().amend_last_ask(arch)
+        number = next((ot.number for a, ot in self._open if a == replaced), None)
+        if number is not None:
+            self._optuna_tell(number, "duplicate", None, 0.0)
+        self._optuna_ask(arch)
+
     def _worst_values(self) -> list[float]:
         return list(self._worst) if self._worst is not None else [0.0] * len(self.objectives)
 

@@ -5,7 +5,9 @@ Understanding Its Algorithm Components", 2023, for Optuna's implementation).
 Each decision is a categorical parameter of ``optuna.samplers.TPESampler``, suggested
 define-by-run so conditional decisions exist only when active. Optuna's constant liar (on by
 default) steers batch asks away from pending architectures, and a proposal that repeats a pending
-or evaluated architecture is closed at once and asked again. With several objectives the same
+architecture is closed at once and asked again; so is one that repeats an evaluated architecture,
+told its known result, unless ``avoid_repeats=False`` (then it is returned and evaluated, and
+charged, again, as in Optuna's own loop and NAS-Bench-201's protocol). With several objectives the same
 sampler runs multi-objective TPE (MOTPE). Resume rebuilds the study from its stored trials and
 restores the sampler's random generators, with no ask replayed (see
 ``nasforge.strategies.optuna_bridge``). Each ask costs O(trials) inside Optuna's TPE (about 9 ms
