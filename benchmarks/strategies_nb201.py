@@ -29,7 +29,10 @@ options printed above the table). Below it, the two best strategies after 100 qu
 compared with Welch's t-test and the Mann-Whitney U test (two-sided, over the per-seed results).
 ``--json`` writes every seed's result at every query checkpoint (cumulative simulated cost and
 incumbent test accuracy after each query, under both budgets), so curves can be redrawn with any
-statistic.
+statistic. The file is rewritten after every row (``"complete": false`` until the table is
+printed), and ``--resume`` reuses the rows it already holds for the same seeds and data: on a
+shared machine the 200-seed run takes hours of CPU (BANANAS alone about 3,600 s), so it can be
+stopped and continued. Wall and CPU time are summed over the rows, whichever run measured them.
 
 The latest 200-seed table is in docs/benchmarks.md ("All strategies"). How each strategy's own
 time grows to 10,000 trials is measured by ``benchmarks/strategy_scaling.py``.
@@ -153,6 +156,20 @@ def target_note(label: str, at_cost: float, q50: float, q100: float, best: bool)
     return f"best: 50q >= 94.00 and 100q >= 94.20 {'met' if ok else 'NOT met'}"
 
 
+def earlier_rows(path: str, seeds: int, data: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """The rows (with their comparisons) that an earlier run wrote to ``path`` for the same number
+    of seeds and the same data, by label; none when the file does not exist yet."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        old = json.load(f)
+    if old.get("seeds") != seeds or old.get("data") != data:
+        raise SystemExit(
+            f"--resume: {path} holds {old.get('seeds')} seeds on {old.get('data')!r}, not {seeds} on {data!r}"
+        )
+    return {r["strategy"]: (r, old["comparisons"][r["strategy"]]) for r in old["rows"]}
+
+
 def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--strategies", default=None, help="comma-separated names (default: every registered strategy)")
@@ -164,25 +181,58 @@ def main() -> None:
     parser.add_argument(
         "--timing-seeds", type=int, default=5, help="interleaved ask/tell timing runs per row (default 5)"
     )
-    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--json", default=None, help="also write the results to this file (after every row)")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse the rows that the --json file already holds (same seeds and data)"
+    )
     args = parser.parse_args()
+    if args.resume and not args.json:
+        parser.error("--resume needs --json (the file whose rows are reused)")
 
     names = args.strategies.split(",") if args.strategies else nasforge.list_strategies()
     # Every query is charged (the protocol): strategies that can answer a repeated proposal
     # from memory run with that switched off; their free-repeat defaults get labelled rows.
-    runs: dict[str, tuple[str, dict[str, Any]]] = {n: (n, dict(CHARGED.get(n, {}))) for n in names}
-    if not args.no_variants:
-        runs.update({f"{n}{FREE}": (n, {}) for n in CHARGED if n in names})
-        runs.update(VARIANTS)
+    # Each strategy's extra rows follow it, so a partial (resumable) run has them side by side.
+    runs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for n in names:
+        runs[n] = (n, dict(CHARGED.get(n, {})))
+        if not args.no_variants:
+            if n in CHARGED:
+                runs[f"{n}{FREE}"] = (n, {})
+            runs.update({label: v for label, v in VARIANTS.items() if v[0] == n})
     table = NB201Table.load(args.data)
     data = str(table.source)
     cost_protocol = Protocol(data=data)
     query_protocol = Protocol(data=data, max_cost=None, max_trials=100)
-    t0, c0 = time.perf_counter(), cpu_seconds(children=True)
     rows: list[dict[str, Any]] = []
     comparisons: dict[str, Any] = {}
     finals_100: dict[str, list[float]] = {}  # per-seed result after 100 queries, for the test
+    done = earlier_rows(args.json, args.seeds, data) if args.resume else {}
+
+    def save(complete: bool, **extra: Any) -> None:
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(
+                    {
+                        "seeds": args.seeds,
+                        "data": data,
+                        "complete": complete,
+                        "rows": rows,
+                        "comparisons": comparisons,
+                        **extra,
+                    },
+                    f,
+                )
+
     for label, (name, options) in runs.items():
+        if label in done and done[label][0]["options"] == options:
+            row, comparison = done[label]
+            rows.append(row)
+            comparisons[label] = comparison
+            finals_100[label] = [s["incumbent"][99] for s in comparison["per_seed"]["by_queries"]]
+            print(f"  {label}: from {args.json}", flush=True)
+            continue
+        t0, c0 = time.perf_counter(), cpu_seconds(children=True)
         by_cost = compare([name], args.seeds, cost_protocol, {name: options}, jobs=args.jobs)
         by_queries = compare([name], args.seeds, query_protocol, {name: options}, jobs=args.jobs)
         cost_runs = next(iter(by_cost.runs.values()))
@@ -206,6 +256,9 @@ def main() -> None:
                 "cost_text": fmt(at_cost),
                 "q50_text": fmt(q50),
                 "q100_text": fmt(q100),
+                # Joined pool workers included: compare() shuts its pool down before returning.
+                "search_wall_s": time.perf_counter() - t0,
+                "search_cpu_s": cpu_seconds(children=True) - c0,
             }
         )
         comparisons[label] = {
@@ -214,9 +267,12 @@ def main() -> None:
             "per_seed": {"by_cost": per_seed(cost_runs), "by_queries": per_seed(query_runs)},
         }
         finals_100[label] = q100
-        print(f"  done {label} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    search_wall = time.perf_counter() - t0
-    search_cpu = cpu_seconds(children=True) - c0  # the pool's workers included, once joined
+        save(complete=False)
+        print(
+            f"  done {label} ({rows[-1]['search_wall_s']:.0f} s wall, {rows[-1]['search_cpu_s']:.0f} s CPU)", flush=True
+        )
+    search_wall = sum(r["search_wall_s"] for r in rows)
+    search_cpu = sum(r["search_cpu_s"] for r in rows)
 
     # Own time per ask + tell: every row once per timing seed, interleaved (rotating order), so
     # a change in the machine's load hits every strategy alike; one warm-up round first.
@@ -278,20 +334,13 @@ def main() -> None:
             f"{test.mean_diff:+.3f}; Welch's t = {test.welch_t:.2f} (p = {test.welch_p:.3g}); "
             f"Mann-Whitney U = {test.mannwhitney_u:.0f} (p = {test.mannwhitney_p:.3g})"
         )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "seeds": args.seeds,
-                    "rows": rows,
-                    "comparisons": comparisons,
-                    "top_two_after_100": None if test is None else asdict(test),
-                    "search_wall_s": search_wall,
-                    "search_cpu_s": search_cpu,
-                    "timing_load_average": load,
-                },
-                f,
-            )
+    save(
+        complete=True,
+        top_two_after_100=None if test is None else asdict(test),
+        search_wall_s=search_wall,
+        search_cpu_s=search_cpu,
+        timing_load_average=load,
+    )
 
 
 if __name__ == "__main__":
