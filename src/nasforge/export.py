@@ -4,6 +4,7 @@
   (``rankN.json``, readable by :func:`load_arch_file` and ``nasforge train``), in the space's human
   form (``rankN.txt``) and as a small Python script that rebuilds the network (``rankN.py``).
 * The final training of one of them (:func:`retrain`), its checkpoint (:func:`load_checkpoint`),
+  the self-contained ``torch.export`` program (:func:`export_program`, :func:`load_program`),
   ONNX export, the deployable wrapper (:class:`Deployable`: input in [0, 1], normalization
   inside; :class:`ModelCard`: the metadata) and the architecture files themselves live in
   :mod:`nasforge.train`; they are re-exported here, so ``from nasforge.export import retrain``
@@ -26,6 +27,7 @@ from nasforge.errors import ConfigError
 from nasforge.train.archfile import ARCH_FORMAT, ArchFile, arch_file_from_dict, load_arch_file
 from nasforge.train.config import TrainConfig
 from nasforge.train.deployable import Deployable, InputSpec, ModelCard, input_spec_from_training
+from nasforge.train.program import export_program, load_program
 from nasforge.train.retraining import (
     CHECKPOINT_FORMAT,
     DATA_KEYS,
@@ -195,7 +197,9 @@ __all__ = [
     "build_script",
     "export_architectures",
     "export_onnx",
+    "export_program",
     "load_arch_file",
     "load_checkpoint",
+    "load_program",
     "retrain",
 ]

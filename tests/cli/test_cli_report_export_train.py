@@ -258,7 +258,8 @@ def test_train_saves_a_checkpoint_that_reloads(
     out_dir = tmp_path / "trained"
     with caplog.at_level(logging.INFO, logger="nasforge.export"):
         code, out, err = run_cli(["train", str(arch_json), *TINY_TRAIN, "--data",
-                                  str(fashion_mnist_dir), "--out", str(out_dir), "--json"],
+                                  str(fashion_mnist_dir), "--out", str(out_dir), "--json",
+                                  "--no-pt2"],  # model.pt2: tests/train/test_deployable.py
                                  capsys)
     assert code == 0, err
     result = json.loads(out)
@@ -268,6 +269,7 @@ def test_train_saves_a_checkpoint_that_reloads(
     saved = json.loads((out_dir / "metrics.json").read_text())
     assert saved["metrics"]["test_accuracy"] == metrics["test_accuracy"]
     assert len(saved["curve"]) == 1
+    assert not (out_dir / "model.pt2").exists() and saved["pt2_skipped"] == "not requested"
     model, ckpt = load_checkpoint(out_dir / "model.pt")
     assert ckpt["arch"]["choices"] == dict(arch) and ckpt["arch"]["build"]["in_channels"] == 1
     assert load_arch_file(out_dir / "arch.json").arch == arch
@@ -344,7 +346,7 @@ def test_retrain_is_repeatable_with_the_same_seed(fashion_mnist_dir: Path, tmp_p
     space = nasforge.create_space("nb201")
     af = ArchFile(space.sample(5), build_kwargs={"C": 4, "N": 1}, dataset="fashion_mnist")
     runs = [retrain(af, tmp_path / f"run{i}", epochs=1, data_dir=str(fashion_mnist_dir),
-                    train_subset=128, val_size=64, test_subset=128, onnx=False,
+                    train_subset=128, val_size=64, test_subset=128, onnx=False, program=False,
                     train_options={"batch_size": 32})
             for i in range(2)]
     assert runs[0].metrics["test_accuracy"] == runs[1].metrics["test_accuracy"]

@@ -1,9 +1,12 @@
-"""Self-contained exports: model.pt / model.onnx / rebuild script take [0, 1] pixels, record their
-input and classes, and ``nasforge predict`` scores real Fashion-MNIST test images with them."""
+"""Self-contained exports: model.pt / model.pt2 / model.onnx / rebuild script take [0, 1] pixels,
+record their input and classes, and ``nasforge predict`` scores real Fashion-MNIST test images with
+them; model.pt2 loads in a Python that cannot import nasforge."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from nasforge.errors import ConfigError
 from nasforge.export import ArchFile, build_script
 from nasforge.train import Deployable, InputSpec, ModelCard
 from nasforge.train.predict import load_deployed, read_inputs
+from nasforge.train.program import CARD_FILE, export_program, load_program
 from nasforge.train.retraining import load_checkpoint
 
 NB201_CELL = ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+"
@@ -89,6 +93,69 @@ def test_rebuild_script_takes_pixels(tmp_path: Path) -> None:
     assert model.eval()(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
+#: Runs in a fresh interpreter in which importing nasforge fails: what a deployment target has.
+WITHOUT_NASFORGE = """
+import importlib.abc, json, sys
+import numpy as np, torch
+
+class NoNasforge(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "nasforge":
+            raise ImportError("nasforge is not installed here")
+        return None
+
+sys.meta_path.insert(0, NoNasforge())
+model_path, inputs, out = sys.argv[1:]
+card = {"nasforge/card.json": ""}
+model = torch.export.load(model_path, extra_files=card).module()
+with torch.no_grad():
+    np.save(out, model(torch.from_numpy(np.load(inputs))).numpy())
+print(json.loads(card["nasforge/card.json"])["class_names"][0])
+"""
+
+
+@pytest.mark.slow
+def test_pt2_loads_and_runs_without_nasforge(tmp_path: Path) -> None:
+    """model.pt2 (torch.export) holds the whole graph, normalization included: plain PyTorch in a
+    process that cannot import nasforge gives the same logits for any batch size."""
+    space = nasforge.create_space("nb201")
+    torch.manual_seed(0)
+    network = space.build(space.from_string(NB201_CELL), C=4, N=1, num_classes=10, in_channels=1)
+    model = Deployable(network, InputSpec.for_dataset("fashion_mnist")).eval()
+    card = ModelCard.for_dataset(model.spec, "fashion_mnist", metrics={"test_accuracy": 12.5})
+    assert CARD_FILE == "nasforge/card.json"  # the name the snippet above and the docs use
+    checked = export_program(model, torch.rand(8, 1, 28, 28), tmp_path / "model.pt2",
+                             card=card.to_dict())
+    assert checked["pt2_max_abs_diff"] < 1e-4
+    pixels = torch.rand(5, 1, 28, 28)  # another batch size than the export's example
+    np.save(tmp_path / "x.npy", pixels.numpy())
+    script = tmp_path / "plain_torch.py"
+    script.write_text(WITHOUT_NASFORGE)
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "model.pt2"),
+                          str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == card.class_names[0]  # type: ignore[index]
+    with torch.no_grad():
+        want = model(pixels).numpy()
+    assert np.abs(np.load(tmp_path / "y.npy") - want).max() < 1e-4
+    loaded, stored = load_program(tmp_path / "model.pt2")
+    assert ModelCard.from_dict(stored) == card
+    with torch.no_grad():
+        assert torch.allclose(loaded(pixels), torch.from_numpy(want), atol=1e-5)
+    assert load_deployed(tmp_path / "model.pt2").backend == "torch.export"
+
+
+def test_load_program_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_program(tmp_path / "none.pt2")
+    (tmp_path / "bad.pt2").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match=r"is not a torch\.export program"):
+        load_program(tmp_path / "bad.pt2")
+    with pytest.raises(ConfigError, match=r"example batch .* is empty"):
+        export_program(torch.nn.Identity(), torch.zeros(0, 1, 28, 28), tmp_path / "e.pt2")
+
+
 @pytest.mark.slow
 def test_exported_model_classifies_real_test_images(
     fashion_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -115,6 +182,10 @@ def test_exported_model_classifies_real_test_images(
     assert onnx_model.card.metrics["test_accuracy"] > 0
     onnx_logits, pt_logits = onnx_model.logits(pixels), pt_model.logits(pixels)
     assert np.abs(onnx_logits - pt_logits).max() < 1e-3
+    program = load_deployed(out / "model.pt2")  # the torch.export program beside them
+    assert program.card == pt_model.card and program.backend == "torch.export"
+    assert np.abs(program.logits(pixels) - pt_logits).max() < 1e-4
+    assert json.loads((out / "metrics.json").read_text())["pt2"] == str(out / "model.pt2")
     accuracy = float((onnx_logits.argmax(1) == labels).mean() * 100)
     assert accuracy > 50, accuracy  # chance is 10%
     # Without its normalization the same network sees the wrong input: the wrapper matters.
@@ -132,6 +203,8 @@ def test_exported_model_classifies_real_test_images(
     code = main(["predict", str(out / "model.pt"), str(images), "--limit", "3"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0 and len(lines) == 3 and lines[0].split("\t")[1] in onnx_model.card.class_names
+    code = main(["predict", str(out / "model.pt2"), str(images), "--limit", "3"])
+    assert code == 0 and capsys.readouterr().out.splitlines() == lines
 
 
 def test_predict_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,4 +212,4 @@ def test_predict_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "m.h5").write_text("x")
     assert main(["predict", str(tmp_path / "m.h5"), "x.png"]) == 2
-    assert "allowed: a .onnx or .pt" in capsys.readouterr().err
+    assert "allowed: a .onnx, .pt2 or .pt" in capsys.readouterr().err

@@ -13,15 +13,17 @@ def register(sub: Any) -> None:
     """Add the ``predict`` subcommand."""
     p: argparse.ArgumentParser = sub.add_parser(
         "predict",
-        help="classify images with a trained model (model.onnx or model.pt)",
+        help="classify images with a trained model (model.onnx, model.pt2 or model.pt)",
         description="Print the predicted class of every input image, by name when the model "
-        "records class names. MODEL is the model.onnx (run with onnxruntime) or model.pt written "
-        "by `nasforge train`; it takes images as people have them (pixels scaled to [0, 1]) and "
+        "records class names. MODEL is the model.onnx (run with onnxruntime), model.pt2 "
+        "(torch.export program) or model.pt written by `nasforge train`; it takes images as "
+        "people have them (pixels scaled to [0, 1]) and "
         "records its input shape. INPUTS are image files (PNG, JPEG, ...; resized to the model's "
         "input size), IDX files (.gz too, e.g. t10k-images-idx3-ubyte.gz) or .npy arrays "
         "(uint8 0-255 or floats in [0, 1]).",
     )
-    p.add_argument("model", metavar="MODEL", help="model.onnx or model.pt from `nasforge train`")
+    p.add_argument("model", metavar="MODEL",
+                   help="model.onnx, model.pt2 or model.pt from `nasforge train`")
     p.add_argument("inputs", metavar="INPUTS", nargs="+", help="image, IDX or .npy files")
     p.add_argument("--labels", metavar="FILE",
                    help="true labels (IDX or .npy) of the inputs: also print the accuracy")

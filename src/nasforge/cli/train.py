@@ -26,8 +26,10 @@ def register(sub: Any) -> None:
         "train",
         help="retrain an exported architecture longer and save the model (+ ONNX)",
         description="Train an architecture from scratch (the final training after a search) and "
-        "save model.pt (weights, architecture, metrics, learning curve), arch.json, metrics.json "
-        "and, when onnx and onnxruntime are installed, model.onnx checked against PyTorch. Data, "
+        "save model.pt (weights, architecture, metrics, learning curve), model.pt2 (a "
+        "torch.export program that plain PyTorch loads without nasforge), arch.json, metrics.json "
+        "and, when onnx and onnxruntime are installed, model.onnx, both checked against PyTorch. "
+        "Data, "
         "network size and training recipe default to what the search used; flags override them.",
     )
     p.add_argument("arch", metavar="ARCH.json", help="architecture file from `nasforge export`")
@@ -50,6 +52,8 @@ def register(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-onnx", action="store_true", help="do not write model.onnx")
+    p.add_argument("--no-pt2", action="store_true",
+                   help="do not write model.pt2 (the torch.export program)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the metrics and paths as JSON (stdout if no FILE)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             test_subset=_count(args.test_subset, "--test-subset"),
             build_kwargs=parse_options(args.build_option),
             train_options=parse_options(args.train_option), device=args.device, seed=args.seed,
-            onnx=not args.no_onnx, on_epoch=on_epoch,
+            onnx=not args.no_onnx, on_epoch=on_epoch, program=not args.no_pt2,
         )
     finally:
         if progress is not None:
@@ -110,10 +114,12 @@ def run(args: argparse.Namespace) -> int:
                  if m.get(k) is not None}
         console.print("trained: " + ", ".join(f"{k}={fmt_metric(v)}" for k, v in shown.items()))
         console.print(f"saved {result.checkpoint}"
-                      + (f" and {result.onnx}" if result.onnx else "")
+                      + "".join(f", {p}" for p in (result.program, result.onnx) if p)
                       + f" (+ arch.json, metrics.json in {result.out_dir})")
         if result.onnx_skipped and not args.no_onnx:
             console.print(f"no ONNX file: {result.onnx_skipped}")
+        if result.program_skipped and not args.no_pt2:
+            console.print(f"no model.pt2: {result.program_skipped}")
     if args.json:
         write_json(result.to_dict(), args.json)
     return 0

@@ -1,6 +1,7 @@
-"""Predict with a deployed model: ``model.onnx`` (onnxruntime) or ``model.pt`` (PyTorch).
+"""Predict with a deployed model: ``model.onnx`` (onnxruntime), ``model.pt2`` (a ``torch.export``
+program) or ``model.pt`` (a nasforge checkpoint).
 
-:func:`load_deployed` opens either file with its :class:`~nasforge.train.deployable.ModelCard`;
+:func:`load_deployed` opens any of them with its :class:`~nasforge.train.deployable.ModelCard`;
 :func:`read_inputs` turns image files (PNG/JPEG, read with Pillow), IDX files (``.gz`` too) and
 ``.npy`` batches into one float batch scaled to [0, 1] in the model's input shape;
 :meth:`DeployedModel.predict` returns class indices and probabilities. ``nasforge predict`` runs
@@ -112,17 +113,37 @@ def _load_torch(path: Path) -> DeployedModel:
     return DeployedModel(path, card, run, "torch")
 
 
+def _load_program(path: Path) -> DeployedModel:
+    import torch
+
+    from nasforge.train.program import load_program
+
+    model, card = load_program(path)
+    if "input" not in card:
+        raise ConfigError(f"{str(path)!r} holds no model card, so its input (shape, "
+                          "normalization) is unknown; load it with torch.export.load")
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out: np.ndarray = model(torch.from_numpy(batch)).float().numpy()
+        return out
+
+    return DeployedModel(path, ModelCard.from_dict(card), run, "torch.export")
+
+
 def load_deployed(path: str | Path) -> DeployedModel:
-    """Open ``model.onnx`` or ``model.pt`` as written by ``nasforge train``."""
+    """Open ``model.onnx``, ``model.pt2`` or ``model.pt`` as written by ``nasforge train``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"model file {str(p)!r} does not exist")
     if p.suffix == ".onnx":
         return _load_onnx(p)
+    if p.suffix == ".pt2":
+        return _load_program(p)
     if p.suffix in (".pt", ".pth"):
         return _load_torch(p)
-    raise ConfigError(f"unknown model file {str(p)!r}; allowed: a .onnx or .pt file written by "
-                      "`nasforge train`")
+    raise ConfigError(f"unknown model file {str(p)!r}; allowed: a .onnx, .pt2 or .pt file "
+                      "written by `nasforge train`")
 
 
 def _scaled(array: np.ndarray, source: str) -> np.ndarray:

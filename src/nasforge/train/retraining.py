@@ -38,6 +38,7 @@ from nasforge.train.archfile import ArchFile, arch_file_from_dict, load_arch_fil
 from nasforge.train.config import TrainConfig
 from nasforge.train.deployable import Deployable, InputSpec, ModelCard, input_spec_from_training
 from nasforge.train.evaluate import as_logits, evaluate_model
+from nasforge.train.program import export_program
 from nasforge.train.trainer import EpochStats, Trainer
 from nasforge.utils.device import resolve_device
 from nasforge.utils.rng import derive_seed
@@ -150,12 +151,17 @@ class RetrainResult:
     onnx: Path | None = None
     #: Why no ONNX file was written (onnx missing, export failed), or None.
     onnx_skipped: str | None = None
+    #: ``model.pt2``, the self-contained ``torch.export`` program (see :mod:`nasforge.train.program`).
+    program: Path | None = None
+    #: Why no ``model.pt2`` was written (not requested, export failed), or None.
+    program_skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
         return {"out_dir": str(self.out_dir), "checkpoint": str(self.checkpoint),
                 "onnx": str(self.onnx) if self.onnx else None, "onnx_skipped": self.onnx_skipped,
-                "metrics": self.metrics, "curve": self.curve}
+                "pt2": str(self.program) if self.program else None,
+                "pt2_skipped": self.program_skipped, "metrics": self.metrics, "curve": self.curve}
 
 
 def _onnx_available() -> str | None:
@@ -242,6 +248,7 @@ def retrain(
     seed: int = 0,
     onnx: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    program: bool = True,
 ) -> RetrainResult:
     """Train an architecture from scratch for ``epochs`` epochs and save it in ``out_dir``.
 
@@ -249,10 +256,12 @@ def retrain(
     exported JSON); every argument overrides them. Training uses the full training split minus
     ``val_size`` held out for validation (the search may have used subsets), and the official
     test split is scored at the end (``test_accuracy``). Files written: ``model.pt`` (see
-    :func:`load_checkpoint`), ``arch.json``, ``metrics.json`` and, when onnx and onnxruntime are
-    installed and ``onnx`` is True, ``model.onnx``. Both models take images scaled to [0, 1] in
-    the dataset's stored shape (normalization inside) and record a
-    :class:`~nasforge.train.deployable.ModelCard`. ``on_epoch(stats)`` sees every epoch.
+    :func:`load_checkpoint`), ``arch.json``, ``metrics.json``, with ``program`` ``model.pt2`` (a
+    ``torch.export`` program that plain PyTorch loads without nasforge, see
+    :mod:`nasforge.train.program`) and, when onnx and onnxruntime are installed and ``onnx`` is
+    True, ``model.onnx``. All models take images scaled to [0, 1] in the dataset's stored shape
+    (normalization inside) and record a :class:`~nasforge.train.deployable.ModelCard`.
+    ``on_epoch(stats)`` sees every epoch.
     """
     af = arch if isinstance(arch, ArchFile) else load_arch_file(arch)
     space = af.space()
@@ -327,13 +336,15 @@ def retrain(
                 "seed": seed}, checkpoint)
     trained.save(out / "arch.json")
 
+    # The exported graphs take what users have (pixels in [0, 1]): normalization inside.
+    example = recipe.raw_batch(splits.test if splits.test is not None else splits.val, 8)
+    program_path, program_skipped = _save_program(Deployable(model, recipe.input_spec), example,
+                                                  out / "model.pt2", card, metrics, program)
     onnx_path: Path | None = None
     skipped = None if onnx else "not requested"
     if skipped is None:
         skipped = _onnx_available()
     if skipped is None:
-        # The exported graph takes what users have (pixels in [0, 1]): normalization inside.
-        example = recipe.raw_batch(splits.test if splits.test is not None else splits.val, 8)
         try:
             metrics.update(export_onnx(Deployable(model, recipe.input_spec), example,
                                        out / "model.onnx", metadata=card.to_metadata()))
@@ -344,9 +355,27 @@ def retrain(
             log.warning("%s", skipped)
     (out / "metrics.json").write_text(json.dumps(
         {"metrics": metrics, "curve": curve, "onnx": str(onnx_path) if onnx_path else None,
-         "onnx_skipped": skipped}, indent=2, default=_json_number) + "\n")
+         "onnx_skipped": skipped, "pt2": str(program_path) if program_path else None,
+         "pt2_skipped": program_skipped}, indent=2, default=_json_number) + "\n")
     log.info("saved %s (test accuracy %s)", checkpoint, metrics.get("test_accuracy"))
-    return RetrainResult(out, checkpoint, metrics, curve, onnx_path, skipped)
+    return RetrainResult(out, checkpoint, metrics, curve, onnx_path, skipped, program_path,
+                         program_skipped)
+
+
+def _save_program(model: nn.Module, example: torch.Tensor, path: Path, card: ModelCard,
+                  metrics: dict[str, Any], wanted: bool) -> tuple[Path | None, str | None]:
+    """Write ``model.pt2`` (checked against PyTorch); ``(path, None)`` or ``(None, why not)``."""
+    if not wanted:
+        return None, "not requested"
+    try:
+        metrics.update(export_program(model, example, path, card=card.to_dict()))
+    except Exception as exc:  # an op torch.export cannot capture: the other files still count
+        path.unlink(missing_ok=True)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        why = f"torch.export failed: {type(exc).__name__}: {first}"
+        log.warning("%s", why)
+        return None, why
+    return path, None
 
 
 def _json_number(obj: Any) -> Any:
