@@ -147,3 +147,79 @@ def test_existing_checkpoint_needs_resume_or_overwrite(tmp_path: Path,
     assert main(["oneshot", "--method", "darts", *TINY, "--overwrite"]) == 2
     assert "--overwrite needs --checkpoint" in capsys.readouterr().err
     assert ckpt.read_bytes() == b"hours of supernet training"
+
+
+def test_pcdarts_end_to_end_exports_the_architecture_its_checkpoint_derives(
+    fashion_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tiny PC-DARTS run: one warm-up epoch (weights only), one search epoch, K=4 partial channels,
+    three candidate ops (a conv, a pooling, skip) so that it stays fast."""
+    import torch
+
+    from nasforge.supernet.checkpoint import supernet_from_checkpoint
+
+    ckpt, result_file = tmp_path / "pc.pt", tmp_path / "pc.json"
+    code = main(["oneshot", "--method", "pcdarts", "--space", "darts", "--data", str(fashion_mnist_dir),
+                 "--subset", "64", "--batch-size", "32", "--epochs", "2", "--C", "4", "--cells", "3",
+                 "--space-option", "ops=[sep_conv_3x3, max_pool_3x3, skip_connect]",
+                 "--device", "cpu", "--checkpoint", str(ckpt), "--json", str(result_file), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    out = json.loads(result_file.read_text())
+    assert out["method"] == "pcdarts" and out["steps"] == 2
+    assert out["build"] == {"C": 4, "layers": 3, "in_channels": 1, "num_classes": 10,
+                            "partial_channels": 4, "edge_normalization": True}
+    assert out["info"] == {"order": 1, "partial_channels": 4, "warmup_epochs": 1}
+    # The exported architecture: its Genotype text and its JSON form are the same valid cell ...
+    ops = ["sep_conv_3x3", "max_pool_3x3", "skip_connect"]
+    space = nasforge.create_space("darts", ops=ops)
+    arch = space.from_string(out["arch_string"])
+    assert arch == nasforge.Architecture.from_dict(out["arch"])
+    genotype = space.genotype(arch)  # type: ignore[attr-defined]
+    assert len(genotype.normal) == len(genotype.reduce) == 8
+    assert {op for op, _ in genotype.normal + genotype.reduce} <= set(ops)
+    # ... whose edges were picked by edge weight (betas: one per node input, both cell types).
+    assert {k.split("/")[0] for k in out["arch_weights"] if "/from" in k} == {"normal", "reduce"}
+    # The stored result: the checkpoint holds the method, the partial-channel supernet and its
+    # trained alphas and betas, from which the same architecture derives.
+    state = load_checkpoint(ckpt)
+    assert state["method"] == "pcdarts" and state["config"]["warmup_epochs"] is None
+    assert state["supernet"]["kwargs"]["partial_channels"] == 4
+    assert state["supernet"]["kwargs"]["edge_normalization"] is True
+    assert state["supernet"]["space_options"]["ops"] == ops
+    assert supernet_from_checkpoint(state).derive() == arch
+    # ... and it builds a plain network for the dataset's images.
+    model = space.build(arch, C=4, layers=3, in_channels=1, num_classes=10)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.slow
+def test_few_shot_and_zero_cost_assisted_ranking_from_the_command_line(
+    fashion_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ranking_file = tmp_path / "top.json"
+    out = _run(capsys, "--method", "spos", "--data", str(fashion_mnist_dir), *TINY, "--search-trials", "2",
+               "--rank", "6", "--top-k", "6", "--rank-out", str(ranking_file), "--few-shot", "1",
+               "--rank-proxy", "naswot", "--rank-proxy", "synflow")
+    saved = json.loads(ranking_file.read_text())
+    assert saved["ranking"] == out["ranking"]["ranking"]
+    assert saved["few_shot"] == {"decision": "edge_1_0", "epochs": 1, "sub_supernets": [
+        "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]}
+    assert saved["proxies"] == ["naswot", "synflow"] and saved["vote"] == "sum"
+    records = saved["ranking"]
+    assert [r["rank"] for r in records] == [1, 2, 3, 4, 5, 6]
+    votes = [r["vote"] for r in records]
+    assert votes == sorted(votes, reverse=True)
+    assert all(set(r["proxies"]) == {"naswot", "synflow"} for r in records)
+
+
+def test_ranking_flags_need_rank_and_known_proxies(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["oneshot", "--method", "spos", "--few-shot", "2"]) == 2
+    assert "--few-shot: only with --rank N" in capsys.readouterr().err
+    assert main(["oneshot", "--method", "spos", "--rank", "4", "--rank-vote", "majority"]) == 2
+    assert "--rank-vote needs --rank-proxy" in capsys.readouterr().err
+    assert main(["oneshot", "--method", "spos", "--rank", "4", "--few-shot-decision", "edge_1_0"]) == 2
+    assert "--few-shot-decision needs --few-shot" in capsys.readouterr().err
+    assert main(["oneshot", "--method", "spos", "--rank", "4", "--rank-proxy", "nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
+    assert main(["oneshot", "--method", "spos", "--rank", "4", "--few-shot", "0"]) == 2
+    assert "--few-shot must be a positive integer" in capsys.readouterr().err

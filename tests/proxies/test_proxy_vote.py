@@ -44,3 +44,16 @@ def test_bad_votes_are_rejected() -> None:
         vote({"a": [1.0, 2.0], "b": [1.0]})
     with pytest.raises(ConfigError, match="at least one proxy"):
         vote({})
+
+
+def test_weights_scale_a_criterions_say() -> None:
+    scores = {"a": [1.0, 2.0, 3.0], "b": [30.0, 10.0, 20.0]}
+    # ranks a: 1 2 3, b: 3 1 2; a counts 3 times -> 3+3=6, 6+1=7, 9+2=11
+    assert vote(scores, "sum", weights={"a": 3.0}).tolist() == [6.0, 7.0, 11.0]
+    # b alone decides the majority when a weighs nothing; equal weights are the unweighted vote.
+    assert vote_ranks(scores, "majority", weights={"a": 0.0}).tolist() == [1, 3, 2]
+    assert vote(scores, "majority", weights={"a": 1.0, "b": 1.0}).tolist() == vote(scores, "majority").tolist()
+    with pytest.raises(ConfigError, match=r"not scored; scored: \['a', 'b'\]"):
+        vote(scores, weights={"c": 1.0})
+    with pytest.raises(ConfigError, match="weight of 'a' must be a finite number >= 0, got -1"):
+        vote(scores, weights={"a": -1})

@@ -8,7 +8,9 @@ settings are reachable with the flags (``--epochs 50 --subset 50000 --C 16 --cel
 
 ``--space-option K=V`` sets the space's options (parsed like ``nasforge search``'s); they are
 stored in the checkpoint. ``--rank N`` then scores N architectures with the trained supernet's
-weights and lists the best ``--top-k`` (``--rank-out FILE``: as JSON).
+weights and lists the best ``--top-k`` (``--rank-out FILE``: as JSON); ``--few-shot EPOCHS`` scores
+them with few-shot sub-supernets instead, ``--rank-proxy NAME`` orders them by a vote of inherited
+accuracy and zero-cost proxies.
 """
 
 from __future__ import annotations
@@ -77,6 +79,17 @@ def register(sub: Any) -> None:
                    "recalibrated per architecture): the chosen one and N-1 random ones, or the whole "
                    "space when it holds at most N")
     p.add_argument("--top-k", type=int, metavar="K", help="architectures listed in the ranking (default 10)")
+    p.add_argument("--rank-proxy", action="append", metavar="NAME",
+                   help="zero-cost-assisted ranking, repeatable: order the --rank architectures by a vote "
+                   "of inherited accuracy and this proxy of the untrained network (e.g. naswot)")
+    p.add_argument("--rank-vote", choices=["sum", "majority"],
+                   help="how --rank-proxy votes: sum of ranks (default) or majority of pairwise preferences")
+    p.add_argument("--few-shot", type=int, metavar="EPOCHS",
+                   help="few-shot ranking: split the trained supernet on one decision into sub-supernets "
+                   "(one per option, each inheriting its weights), train each EPOCHS more epochs with "
+                   "SPOS on its own architectures, and score every --rank architecture with its own")
+    p.add_argument("--few-shot-decision", metavar="NAME",
+                   help="the decision --few-shot splits on (default: the space's first)")
     p.add_argument("--rank-out", metavar="FILE",
                    help="write the ranking as JSON (rank, architecture, inherited accuracy and, for "
                    "nb201 with the table, the NAS-Bench-201 CIFAR-10 accuracy)")
@@ -150,23 +163,41 @@ def lookup_nb201(arch_string: str, table: tuple[Path, Any] | None) -> dict[str, 
 
 
 def rank_after_search(
-    search: Any, chosen: Any, count: int, top_k: int, table: tuple[Path, Any] | None
+    search: Any, chosen: Any, count: int, top_k: int, table: tuple[Path, Any] | None,
+    args: argparse.Namespace | None = None,
 ) -> dict[str, Any]:
     """Score ``count`` architectures (``chosen`` first) on the trained supernet; the top ``top_k``.
 
     BatchNorm recalibration and evaluation follow the method's sub-network search settings where
     it has them (SPOS, OFA), else the weight_sharing evaluator's defaults (4 batches, all images).
+    ``args`` may ask for a few-shot split (``--few-shot``) and zero-cost proxies (``--rank-proxy``).
     """
+    from nasforge.oneshot.fewshot import split_supernet
     from nasforge.oneshot.ranking import candidate_architectures, rank_architectures
     from nasforge.utils.rng import derive_seed
 
     cfg = search.config
     archs = candidate_architectures(search.space, count, derive_seed(cfg.seed, "rank"), [chosen])
     bn_batches = int(getattr(cfg, "bn_batches", 4))
+    proxies = list(getattr(args, "rank_proxy", None) or [])
+    vote = getattr(args, "rank_vote", None) or "sum"
+    few_shot = getattr(args, "few_shot", None)
+    scored_on: Any = search.supernet
+    extra: dict[str, Any] = {}
+    if few_shot is not None:
+        scored_on = split_supernet(
+            search.supernet, search.splits, decision=getattr(args, "few_shot_decision", None), epochs=few_shot,
+            seed=cfg.seed, device=str(search.device), batch_size=cfg.batch_size,
+        )
+        extra["few_shot"] = {"decision": scored_on.decision, "epochs": few_shot,
+                             "sub_supernets": [str(v) for v in scored_on.supernets]}
+    if proxies:
+        extra.update(proxies=proxies, vote=vote)
     records = rank_architectures(
-        search.supernet, search.splits, archs, bn_batches=bn_batches,
+        scored_on, search.splits, archs, bn_batches=bn_batches,
         eval_samples=getattr(cfg, "eval_samples", None),
         batch_size=int(getattr(cfg, "eval_batch_size", 256)), device=str(search.device),
+        proxies=proxies, vote=vote, proxy_seed=cfg.seed,
     )
     chosen_string = search.space.to_string(chosen)
     chosen_rank = next((r["rank"] for r in records if r["arch_string"] == chosen_string), None)
@@ -178,7 +209,7 @@ def rank_after_search(
             r["nb201_cifar10_test_acc_200"] = rec["cifar10_test_acc_200"]
     return {"scored": len(records), "top_k": len(top), "bn_batches": bn_batches,
             "chosen_rank": chosen_rank, "nb201_table": None if table is None else str(table[0]),
-            "ranking": top}
+            **extra, "ranking": top}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     from nasforge.oneshot.methods import create_search
     from nasforge.supernet.base import seeded_supernet
 
-    for name in ("epochs", "subset", "batch_size", "cells", "C", "search_trials", "rank", "top_k"):
+    for name in ("epochs", "subset", "batch_size", "cells", "C", "search_trials", "rank", "top_k", "few_shot"):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
@@ -207,6 +238,19 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.rank is None and (args.top_k is not None or args.rank_out is not None):
         raise ConfigError("--top-k and --rank-out need --rank N (how many architectures to score)")
+    ranking_flags = {"--rank-proxy": args.rank_proxy, "--rank-vote": args.rank_vote, "--few-shot": args.few_shot,
+                     "--few-shot-decision": args.few_shot_decision}
+    given = [flag for flag, value in ranking_flags.items() if value is not None]
+    if args.rank is None and given:
+        raise ConfigError(f"{', '.join(given)}: only with --rank N (how many architectures to score)")
+    if args.rank_vote is not None and not args.rank_proxy:
+        raise ConfigError("--rank-vote needs --rank-proxy NAME (the proxies that vote with the supernet)")
+    if args.few_shot_decision is not None and args.few_shot is None:
+        raise ConfigError("--few-shot-decision needs --few-shot EPOCHS")
+    if args.rank_proxy:
+        from nasforge.oneshot.assisted import check_assist_options
+
+        check_assist_options(args.rank_proxy, args.rank_vote or "sum", 1.0)  # before any training
     if args.method == "ofa" and args.space != "elastic":
         raise ConfigError(f"--method ofa trains the elastic space; got --space {args.space!r}")
     if args.space == "elastic" and args.method != "ofa":
@@ -264,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rank is not None:
         if not quiet:
             console.print(f"ranking {args.rank} architectures with the supernet's weights")
-        out["ranking"] = rank_after_search(search, result.arch, args.rank, args.top_k or 10, table)
+        out["ranking"] = rank_after_search(search, result.arch, args.rank, args.top_k or 10, table, args)
         if args.rank_out:
             write_json({"method": args.method, "space": args.space, "space_options": space_options,
                         "build": build, "dataset": args.dataset, "checkpoint": args.checkpoint,
@@ -298,15 +342,24 @@ def _print_ranking(ranking: dict[str, Any]) -> None:
     from rich.table import Table
 
     nb201 = ranking["nb201_table"] is not None
-    table = Table(title=f"top {ranking['top_k']} of {ranking['scored']} architectures by inherited "
-                  f"accuracy (the chosen one ranks {ranking['chosen_rank']})")
+    by = "inherited accuracy"
+    if "few_shot" in ranking:
+        split = ranking["few_shot"]
+        by += f" (few-shot: {len(split['sub_supernets'])} sub-supernets on {split['decision']})"
+    if "proxies" in ranking:
+        by = f"{ranking['vote']} vote of {by} and {', '.join(ranking['proxies'])}"
+    table = Table(title=f"top {ranking['top_k']} of {ranking['scored']} architectures by {by} "
+                  f"(the chosen one ranks {ranking['chosen_rank']})")
     table.add_column("rank", justify="right")
     table.add_column("inherited acc %", justify="right")
+    for name in ranking.get("proxies", []):
+        table.add_column(name, justify="right")
     if nb201:
         table.add_column("NB201 CIFAR-10 %", justify="right")
     table.add_column("architecture", overflow="fold", min_width=24)
     for r in ranking["ranking"]:
         cells = [str(r["rank"]), f"{r['inherited_accuracy']:.2f}"]
+        cells += [f"{r['proxies'][name]:.4g}" for name in ranking.get("proxies", [])]
         if nb201:
             cells.append(f"{r['nb201_cifar10_test_acc_200']:.2f}")
         table.add_row(*cells, r["arch_string"])

@@ -18,7 +18,9 @@ interrupted search resumes without repeating trials.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,20 +51,24 @@ class SposConfig(SubnetSearchConfig):
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
 
 
-def fair_paths(space: SearchSpace, rng: np.random.Generator) -> list[Architecture]:
+def fair_paths(
+    space: SearchSpace, rng: np.random.Generator, fixed: Mapping[str, Any] | None = None
+) -> list[Architecture]:
     """FairNAS's paths for one step: every option of every decision in exactly one path.
 
     Each decision's options are shuffled independently, so the paths combine them at random;
-    a decision with fewer options than the widest one repeats uniformly drawn options.
+    a decision with fewer options than the widest one repeats uniformly drawn options. Decisions
+    in ``fixed`` (a few-shot sub-supernet's) keep their value in every path.
     """
+    fixed = dict(fixed or {})
     if space.is_conditional:
         raise ConfigError(
             f"sampling='fair' needs independent decisions, but space {space.name!r} has conditional "
             "ones (a decision exists only for some values of another); use sampling='uniform'"
         )
-    decisions = space.decisions
-    m = max(len(d.options) for d in decisions)
-    columns: dict[str, list[Any]] = {}
+    decisions = [d for d in space.decisions if d.name not in fixed]
+    m = max((len(d.options) for d in decisions), default=1)
+    columns: dict[str, list[Any]] = {name: [value] * m for name, value in fixed.items()}
     for d in decisions:
         k = len(d.options)
         order = np.concatenate([rng.permutation(k), rng.integers(k, size=m - k)])
@@ -86,14 +92,23 @@ class Spos(OneShotSearch):
     has_arch_optimizer: ClassVar[bool] = False
     needs_valid_batch: ClassVar[bool] = False
     config: SposConfig
+    #: Decisions every trained path keeps (``{name: option}``): set by few-shot NAS on its
+    #: sub-supernets (:mod:`nasforge.oneshot.fewshot`); empty for SPOS itself.
+    fixed: Mapping[str, Any] = MappingProxyType({})
+
+    def sample_path(self) -> Architecture:
+        """The path of a uniform step: a uniform sample of the space (of its ``fixed`` part)."""
+        if not self.fixed:
+            return self.space.sample(self.rng)
+        return self.space.complete(self.fixed, self.rng)
 
     def train_step(self, batch: Batch, valid: Batch | None) -> dict[str, float]:
         if self.config.sampling == "uniform":
-            self.supernet.set_arch(self.space.sample(self.rng))
+            self.supernet.set_arch(self.sample_path())
             loss, acc = self.forward_loss(batch)
             self.weight_step(loss)
             return {"loss": float(loss.detach()), "acc": acc}
-        paths = fair_paths(self.space, self.rng)
+        paths = fair_paths(self.space, self.rng, self.fixed)
         losses, accs = [], []
         for j, arch in enumerate(paths):  # one backward per path: only one graph in memory
             self.supernet.set_arch(arch)

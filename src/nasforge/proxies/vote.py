@@ -12,6 +12,9 @@ Two rules:
   than ``b`` than the other way round; a candidate's vote is its number of wins minus losses.
 
 Higher votes are better. A NaN score (a proxy undefined for that network) counts as the worst.
+``weights`` (``{name: weight}``, 1 for a name left out) scale a criterion's ranks in the sum and
+its preferences in the majority, so one criterion can count more than another (e.g. a supernet's
+accuracy against several proxies, :mod:`nasforge.oneshot.assisted`).
 """
 
 from __future__ import annotations
@@ -38,25 +41,37 @@ def _table(scores: Scores) -> np.ndarray:
     return np.where(np.isnan(table), -np.inf, table)
 
 
-def vote(scores: Scores, method: str = "sum") -> np.ndarray:
+def _weights(scores: Scores, weights: Mapping[str, float] | None) -> np.ndarray:
+    given = dict(weights or {})
+    unknown = sorted(set(given) - set(scores))
+    if unknown:
+        raise ConfigError(f"vote weights for {unknown}, which are not scored; scored: {sorted(scores)}")
+    for name, w in given.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
+            raise ConfigError(f"vote weight of {name!r} must be a finite number >= 0, got {w!r}")
+    return np.array([float(given.get(name, 1.0)) for name in scores])
+
+
+def vote(scores: Scores, method: str = "sum", weights: Mapping[str, float] | None = None) -> np.ndarray:
     """One vote per candidate from ``{proxy: [score of each candidate]}``; higher is better."""
     if method not in VOTE_METHODS:
         raise ConfigError(f"unknown vote method {method!r}; allowed: {allowed(VOTE_METHODS)}")
+    w = _weights(scores, weights)
     # Per-proxy ranks (1 = lowest, ties averaged): finite even where scores are -inf.
     from scipy.stats import rankdata  # deferred: scipy.stats costs ~0.6 s at import
 
     ranks = np.array([rankdata(row, method="average") for row in _table(scores)])
     if method == "sum":
-        return np.asarray(ranks.sum(axis=0), dtype=np.float64)
+        return np.asarray((w[:, None] * ranks).sum(axis=0), dtype=np.float64)
     # prefer[p, a, b] is +1 when proxy p ranks a above b, -1 when below, 0 on a tie.
     prefer = np.sign(ranks[:, :, None] - ranks[:, None, :])
-    majority = np.sign(prefer.sum(axis=0))
+    majority = np.sign((w[:, None, None] * prefer).sum(axis=0))
     return np.asarray(majority.sum(axis=1), dtype=np.float64)
 
 
-def vote_ranks(scores: Scores, method: str = "sum") -> np.ndarray:
+def vote_ranks(scores: Scores, method: str = "sum", weights: Mapping[str, float] | None = None) -> np.ndarray:
     """Competition ranks of the vote: 1 is the best candidate; equal votes share a rank."""
-    votes = vote(scores, method)
+    votes = vote(scores, method, weights)
     from scipy.stats import rankdata
 
     return np.asarray(rankdata(-votes, method="min"), dtype=np.int64)
