@@ -67,8 +67,8 @@ def proxy_scores(
     """``{proxy: [score of each architecture]}`` of the untrained networks.
 
     Every network is ``space.build(arch, **build_kwargs)`` initialized under ``seed``; data-based
-    proxies score the first ``batch_size`` images of ``splits.train`` (a seeded subset, the same
-    batch for every architecture).
+    proxies score ``batch_size`` images of ``splits.train`` (a seeded subset, the same batch for
+    every architecture; the whole split when it is smaller).
     """
     names = check_assist_options(proxies, "sum", 1.0)
     if not names:
@@ -79,7 +79,7 @@ def proxy_scores(
     evaluator = ProxyEvaluator(
         proxy=list(names),
         dataset=splits.train,
-        batch_size=batch_size,
+        batch_size=min(batch_size, len(splits.train)),  # a small split lends all it has
         data_seed=seed,
         build_kwargs=build,
         device=device,
