@@ -44,6 +44,8 @@ def test_proxy_scores_are_those_of_the_untrained_networks_and_repeat() -> None:
     assert first == again and set(first) == {"synflow", "naswot"}
     assert all(len(v) == 4 for v in first.values())
     assert len(set(first["synflow"])) > 1  # the cells differ, so do their scores
+    small = proxy_scores(space, archs[:1], ["naswot"], tiny_splits(8, 8), net.build_kwargs, device="cpu")
+    assert len(small["naswot"]) == 1  # a split smaller than the batch lends all its images
 
 
 def test_assisted_ranking_orders_by_the_vote_and_keeps_inherited_accuracy() -> None:
