@@ -27,6 +27,7 @@ from nasforge.errors import ConfigError
 from nasforge.train.archfile import ARCH_FORMAT, ArchFile, arch_file_from_dict, load_arch_file
 from nasforge.train.config import TrainConfig
 from nasforge.train.deployable import Deployable, InputSpec, ModelCard, input_spec_from_training
+from nasforge.train.detection import DetectionRecipe
 from nasforge.train.program import export_program, load_program
 from nasforge.train.retraining import (
     CHECKPOINT_FORMAT,
@@ -121,6 +122,25 @@ def _training_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _model_and_training(exp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What rebuilding the stored experiment's networks needs, and the training recipe to keep.
+
+    A detection search keeps its whole recipe (``task: detection``, scenes, canvas, optimizer
+    settings; not its epochs), which ``nasforge train`` then follows; others keep the options
+    of :func:`_training_options`.
+    """
+    if exp.evaluator == "detection":
+        from dataclasses import fields
+
+        from nasforge.evaluators.detection import DetectionEvaluator
+
+        known = {f.name for f in fields(DetectionRecipe)}
+        ev = DetectionEvaluator(**{k: v for k, v in exp.evaluator_options.items() if k in known})
+        recipe = {k: v for k, v in ev.recipe.to_dict().items() if k not in _NOT_CARRIED}
+        return ev.model_info(), {"task": "detection", **recipe}
+    return exp.model_info(), _training_options(exp.evaluator_options)
+
+
 def export_architectures(db: str | Path, out_dir: str | Path = "export", top: int | None = 5,
                          pareto: bool = False) -> list[ExportedArch]:
     """Write the ``top`` best architectures of the experiment in ``db`` to ``out_dir``.
@@ -149,8 +169,7 @@ def export_architectures(db: str | Path, out_dir: str | Path = "export", top: in
     if not chosen:
         raise ConfigError(f"{str(db)!r} has no successful trial with a value for "
                           f"{exp.objective.metric!r} to export")
-    info = exp.model_info()
-    training = _training_options(exp.evaluator_options)
+    info, training = _model_and_training(exp)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     exported = []

@@ -144,17 +144,23 @@ def test_mean_average_precision() -> None:
 
 @pytest.mark.slow
 def test_short_training_raises_map_above_an_untrained_detector() -> None:
+    """A tiny detector (128 scenes of 64 pixels, 5 epochs; about 10 CPU seconds on the tests' one
+    torch thread) learns to find objects: an untrained one detects nothing above the 0.05 score
+    threshold (its prior is 0.01)."""
     from nasforge.evaluators.base import EvalContext
 
-    space = small_space(filters=[32, 64], fpn_channels=[64], head_convs=[2], min_layers=6, max_layers=6)
-    ev = nasforge.create_evaluator("detection", train_images=192, val_images=48, epochs=5).bind(space)
+    space = small_space(filters=[32, 64], fpn_channels=[64], head_convs=[1], min_layers=5, max_layers=5)
+    ev = nasforge.create_evaluator("detection", train_images=128, val_images=32, epochs=5, canvas=64,
+                                   batch_size=8, lr=5e-3).bind(space)
     try:
         ev.check_ready()
     except nasforge.NasforgeError as exc:
         pytest.skip(f"Fashion-MNIST files not found: {exc}")
-    arch = space.reference_architecture()
-    torch.manual_seed(0)
-    untrained = ev.measure(space.build(arch, num_classes=10, in_channels=1, width_mult=0.25), ev.data()[1], "cpu")
+    arch = space.from_string("VGG_RETINANET")
+    assert arch == space.reference_architecture()
+    train, val = ev.data()
+    untrained = ev.measure(ev.recipe.build(space, arch, train, seed=0), val, "cpu")
     result = ev.evaluate(arch, EvalContext(seed=0))
-    assert result.metrics["map_50"] > untrained["map_50"] + 0.03, (result.metrics, untrained)
-    assert result.metrics["map"] > untrained["map"]
+    # Seed 0 reaches mAP@.5 0.24 and mAP 0.14 (seed 1: 0.14 and 0.06), from 0 and 0.
+    assert result.metrics["map_50"] > untrained["map_50"] + 0.1, (result.metrics, untrained)
+    assert result.metrics["map"] > untrained["map"] + 0.03

@@ -85,7 +85,8 @@ def print_final_stage(stage: dict[str, Any], metric: str, emit: Any) -> None:
                         + (f" for {fid:g} epochs" if fid else "")
                         + ", tested once per seed on "
                         + (f"{n_test:,} test images" if n_test else "the test split"))
-    for col in ("", "test accuracy", "params", "FLOPs (M)", "latency ms", "architecture"):
+    tested = str(stage["settings"].get("test_metric", "test_accuracy")).replace("_", " ")
+    for col in ("", tested, "params", "FLOPs (M)", "latency ms", "architecture"):
         table.add_column(col, justify="left" if col in ("", "architecture") else "right",
                          overflow="fold")
     for label in ("chosen", "baseline"):

@@ -41,6 +41,14 @@ class DetectionSet:
         return DetectionSet(self.images[idx], [self.boxes[i] for i in idx], [self.labels[i] for i in idx],
                             self.num_classes, self.class_names)
 
+    def concat(self, other: DetectionSet) -> DetectionSet:
+        """This set followed by ``other`` (same classes and image shape)."""
+        if other.num_classes != self.num_classes or other.images.shape[1:] != self.images.shape[1:]:
+            raise ConfigError(f"cannot join detection sets of {self.num_classes} and {other.num_classes} "
+                              f"classes, images {tuple(self.images.shape[1:])} and {tuple(other.images.shape[1:])}")
+        return DetectionSet(torch.cat([self.images, other.images]), self.boxes + other.boxes,
+                            self.labels + other.labels, self.num_classes, self.class_names)
+
     def targets(self, indices: torch.Tensor | list[int]) -> list[dict[str, torch.Tensor]]:
         """The ``{"boxes", "labels"}`` targets of the images at ``indices``."""
         return [{"boxes": self.boxes[int(i)], "labels": self.labels[int(i)]} for i in indices]

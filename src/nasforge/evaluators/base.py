@@ -127,7 +127,8 @@ class Evaluator(ABC):
         """The final measurement of a chosen architecture: trained on all the data the search
         used (training + validation parts), tested once on the held-out test split.
 
-        ``Result.metrics["test_accuracy"]`` is what the verdict compares. Evaluators that cannot
+        ``Result.metrics[self.final_metric]`` (``test_accuracy``; detection: ``test_map``) is what
+        the verdict compares. Evaluators that cannot
         do this (proxies, user functions) raise :class:`NotImplementedError`; the experiment then
         refuses a final stage before the search starts (see :attr:`supports_final`).
         """
@@ -135,6 +136,8 @@ class Evaluator(ABC):
 
     #: Whether :meth:`final_evaluate` is implemented.
     supports_final: bool = False
+    #: The test metric of :meth:`final_evaluate` that the final stage compares (higher is better).
+    final_metric: str = "test_accuracy"
 
     def profile(self, arch: Architecture) -> dict[str, float]:
         """Size and speed of an architecture for the verdict: ``params``, ``flops`` (a count, not

@@ -121,13 +121,14 @@ class _StageEvaluator(Evaluator):
         return self.inner.evaluate(arch, ctx)
 
 
-def _summarize(kind: str, result: Result, metric: str) -> dict[str, Any]:
-    """The JSON-able part of a measurement's Result that the stage keeps."""
+def _summarize(kind: str, result: Result, metric: str, test_metric: str) -> dict[str, Any]:
+    """The JSON-able part of a measurement's Result that the stage keeps (a final measurement's
+    test value under the evaluator's ``final_metric`` name, e.g. ``test_accuracy``)."""
     ok = result.status is TrialStatus.OK
     error = (result.error or "")[:2000]
     if kind == "final":
-        acc = result.metrics.get("test_accuracy") if ok else None
-        return {"test_accuracy": None if acc is None else float(acc),
+        acc = result.metrics.get(test_metric) if ok else None
+        return {test_metric: None if acc is None else float(acc),
                 "seed_mean": bool(result.info.get("seed_mean", False)), "error": error,
                 "train_images": result.info.get("train_images"),
                 "test_images": result.info.get("test_images")}
@@ -227,6 +228,7 @@ class FinalStageRunner:
         """Run the measurements not stored yet (in parallel on the experiment's executor), store
         each as soon as it finishes, and return all of them in ``items`` order."""
         done = self.record["measurements"]
+        test_metric = self.exp.evaluator.final_metric
         todo = [i for i, (kind, arch, seed, fid) in enumerate(items)
                 if self._key(kind, arch, seed, fid) not in done]
         failures: dict[int, dict[str, Any]] = {}
@@ -251,9 +253,9 @@ class FinalStageRunner:
                         running -= 1
                         finished += 1
                         kind, arch, seed, fid = items[outcome.number]
-                        out = _summarize(kind, outcome.result, self.exp.objective.metric)
+                        out = _summarize(kind, outcome.result, self.exp.objective.metric, test_metric)
                         out["seconds"] = outcome.finished_at - outcome.started_at
-                        if kind == "final" and out["test_accuracy"] is None:
+                        if kind == "final" and out[test_metric] is None:
                             failures[outcome.number] = out  # not stored: a rerun tries again
                             continue
                         done[self._key(kind, arch, seed, fid)] = out
@@ -302,6 +304,7 @@ class FinalStageRunner:
         final_fid = s.final_fidelity if s.final_fidelity is not None else top_fid
         seeds = [derive_seed(exp.seed, "final", j) for j in range(s.final_seeds)]
         sides: dict[str, Any] = {}
+        test_metric = exp.evaluator.final_metric
         pairs = [(label, arch) for label, arch in (("chosen", chosen), ("baseline", baseline))
                  if arch is not None]
         finals = self._measure_all(
@@ -309,11 +312,11 @@ class FinalStageRunner:
             "final training of the pick and the baseline")
         for k, (label, arch) in enumerate(pairs):
             results = finals[k * len(seeds):(k + 1) * len(seeds)]
-            failed = [r["error"] for r in results if r.get("test_accuracy") is None]
+            failed = [r["error"] for r in results if r.get(test_metric) is None]
             if failed:
                 raise NasforgeError(f"the final training of the {label} failed: {failed[0]}")
             sides[label] = {"arch": space.to_string(arch),
-                            **_stats([r["test_accuracy"] for r in results]),
+                            **_stats([r[test_metric] for r in results]),
                             "profile": exp.evaluator.profile(arch),
                             "train_images": results[0].get("train_images"),
                             "test_images": results[0].get("test_images"),
@@ -321,7 +324,7 @@ class FinalStageRunner:
         summary: dict[str, Any] = {
             "settings": {"top_k": s.top_k, "reeval_seeds": s.reeval_seeds,
                          "final_seeds": s.final_seeds, "final_fidelity": final_fid,
-                         "reeval_fidelity": top_fid,
+                         "reeval_fidelity": top_fid, "test_metric": test_metric,
                          "confidence": s.confidence,
                          "baseline": s.baseline if not isinstance(s.baseline, Architecture)
                          else space.to_string(s.baseline)},

@@ -323,7 +323,8 @@ def _verdict_section(stage: Mapping[str, Any]) -> str:
     where = f"{n_train:,} training images" if n_train else "the training data"
     out.append(f'<p class="note">Trained on {_e(where)}{f" for {fid:g} epochs" if fid else ""} '
                "with the same recipe and seeds, each tested once per seed on the test split.</p>")
-    out.append(table(["", "test accuracy (mean ± std)", "params", "FLOPs", "latency ms",
+    tested = str(stage.get("settings", {}).get("test_metric", "test_accuracy")).replace("_", " ")
+    out.append(table(["", f"{tested} (mean ± std)", "params", "FLOPs", "latency ms",
                       "architecture"], rows, text_cols=[0, 1, 5]))
     cand = [[i, c["trial"], c.get("search_value"), pm(c.get("reevaluated", {})), c["arch"]]
             for i, c in enumerate(stage.get("candidates", []), 1)]

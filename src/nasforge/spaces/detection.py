@@ -56,6 +56,9 @@ DETECTION_OPS: tuple[str, ...] = (
 
 Target = Mapping[str, torch.Tensor]
 
+#: The name ``from_string`` accepts for the hand-designed reference (final-stage baseline).
+REFERENCE_NAME = "VGG_RETINANET"
+
 
 class DetectionNetwork(nn.Module):
     """Backbone stages -> feature pyramid -> RetinaNet head, with its loss and inference."""
@@ -113,6 +116,17 @@ class DetectionNetwork(nn.Module):
             positives += int(pos.sum())
         norm = max(positives, 1)
         return {"classification": cls_loss / norm, "box_regression": box_loss / norm}
+
+    def decoded(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every anchor's decoded box ``(B, A, 4)`` (pixels, clipped to the image) and its class
+        probabilities ``(B, A, K)``: the detector before thresholding and NMS (what an ONNX export
+        gives)."""
+        logits, deltas, anchors, _ = self._predict(images)
+        b, a = deltas.shape[:2]
+        boxes = decode_boxes(deltas.reshape(-1, 4), anchors.repeat(b, 1)).reshape(b, a, 4)
+        h, w = images.shape[-2:]
+        limit = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
+        return torch.minimum(boxes.clamp(min=0), limit), torch.sigmoid(logits)
 
     @torch.no_grad()
     def detect(self, images: torch.Tensor, score_threshold: float = 0.05, nms_threshold: float = 0.5,
@@ -201,8 +215,9 @@ class DetectionSpace(MacroSpace):
         return super().size() * len(self.fpn_channels) * len(self.head_convs)
 
     def reference_architecture(self) -> Architecture:
-        """The macro reference backbone (plain 3x3 convs, widening), a 128-wide FPN when offered,
-        and RetinaNet's 4 head convs when offered."""
+        """``VGG_RETINANET``, the hand-designed baseline: a VGG-style backbone (plain 3x3 convs,
+        widths growing stage by stage, no skips, the first activation), a 128-wide FPN when offered
+        and RetinaNet's 4 head convs when offered (else the most)."""
         base = dict(super().reference_architecture())
         n = max(int(base["num_layers"]), self.min_layers)
         base["num_layers"] = n
@@ -215,6 +230,12 @@ class DetectionSpace(MacroSpace):
             values[f"layer{j}/op"] = conv
             values[f"layer{j}/filters"] = widths[min(j * len(widths) // n, len(widths) - 1)]
         return self.complete(values)
+
+    def from_string(self, text: str) -> Architecture:
+        """The JSON form of :meth:`to_string`, or ``"VGG_RETINANET"``: the hand-designed reference."""
+        if text.strip().upper() == REFERENCE_NAME:
+            return self.reference_architecture()
+        return super().from_string(text)
 
     def level_layers(self, num_layers: int) -> tuple[list[int], list[int]]:
         """``(taps, strides)``: which layer outputs feed the pyramid levels, and their strides."""
@@ -264,4 +285,4 @@ def _as_macro(space: DetectionSpace) -> MacroSpace:
                       space.monotone_filters, space.activations)
 
 
-__all__ = ["DETECTION_OPS", "DetectionNetwork", "DetectionSpace"]
+__all__ = ["DETECTION_OPS", "REFERENCE_NAME", "DetectionNetwork", "DetectionSpace"]

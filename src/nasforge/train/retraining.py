@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from nasforge.space.base import SearchSpace
 from nasforge.train.archfile import ArchFile, arch_file_from_dict, load_arch_file
 from nasforge.train.config import TrainConfig
 from nasforge.train.deployable import Deployable, InputSpec, ModelCard, input_spec_from_training
+from nasforge.train.detection_retraining import retrain_detector
 from nasforge.train.evaluate import as_logits, evaluate_model
 from nasforge.train.program import export_program
 from nasforge.train.trainer import EpochStats, Trainer
@@ -177,8 +178,12 @@ def _onnx_available() -> str | None:
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path,
                 check: bool = True, atol: float = 1e-4,
-                metadata: Mapping[str, str] | None = None) -> dict[str, float]:
+                metadata: Mapping[str, str] | None = None,
+                output_names: Sequence[str] = ("logits",)) -> dict[str, float]:
     """Save ``model`` (on CPU, eval mode) as ONNX with a dynamic batch dimension.
+
+    ``output_names`` names the model's outputs: one (``logits``, a classifier), or one per
+    element of the tuple it returns (a detector's ``boxes`` and ``scores``).
 
     ``metadata`` is written into the file's ``metadata_props`` (e.g.
     :meth:`ModelCard.to_metadata`: input shape, normalization, class names, dataset, metrics).
@@ -186,7 +191,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path,
     Uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs only the ``onnx``
     package; when it is unavailable (newer PyTorch), the dynamo exporter (needs ``onnxscript``).
     With ``check``, ``onnxruntime`` runs the file on ``example`` and the largest absolute
-    difference from PyTorch's logits must stay within ``atol`` (+ 1e-4 relative).
+    difference from PyTorch's outputs must stay within ``atol`` (+ 1e-4 relative).
     Returns ``{"onnx_max_abs_diff": ...}`` (empty without ``check``).
     """
     import warnings
@@ -195,8 +200,9 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path,
     p.parent.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     example = example.to("cpu").float()
-    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["logits"],
-                              "dynamic_axes": {"input": {0: "batch"}, "logits": {0: "batch"}}}
+    names = list(output_names)
+    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": names,
+                              "dynamic_axes": {n: {0: "batch"} for n in ["input", *names]}}
     with warnings.catch_warnings():
         # Tracing warns about Python control flow on shapes (fixed for one input size: fine).
         warnings.simplefilter("ignore")
@@ -205,7 +211,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path,
         except (TypeError, RuntimeError, ImportError) as exc:
             log.info("TorchScript ONNX export failed (%s); trying the dynamo exporter", exc)
             torch.onnx.export(model, (example,), str(p), dynamo=True,
-                              input_names=["input"], output_names=["logits"],
+                              input_names=["input"], output_names=names,
                               dynamic_shapes=({0: torch.export.Dim("batch")},))
     if metadata:
         import onnx
@@ -221,15 +227,31 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path,
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: example.numpy()})[0]
+    got = session.run(None, {session.get_inputs()[0].name: example.numpy()})
     with torch.no_grad():
-        want = as_logits(model(example)).float().numpy()
-    diff = float(np.max(np.abs(got - want))) if got.size else 0.0
-    bound = atol + 1e-4 * float(np.max(np.abs(want)))
+        out = model(example)
+        wants = [as_logits(out)] if len(names) == 1 else list(out)
+    diff, bound = 0.0, atol
+    for g, w in zip(got, (w.float().numpy() for w in wants)):
+        if g.size:
+            diff = max(diff, float(np.max(np.abs(g - w))))
+            bound = max(bound, atol + 1e-4 * float(np.max(np.abs(w))))
     if not diff <= bound:
         raise ConfigError(f"the ONNX model's outputs differ from PyTorch's by {diff:.3g} "
                           f"(allowed {bound:.3g}); it was not kept")
     return {"onnx_max_abs_diff": diff}
+
+
+def export_onnx_or_why(model: nn.Module, example: torch.Tensor, path: Path, metadata: Mapping[str, str],
+                       output_names: Sequence[str] = ("logits",)) -> tuple[dict[str, float], str | None]:
+    """:func:`export_onnx`, with a failure turned into its reason: ``(metrics, None)`` when the
+    file was written and checked, ``({}, why)`` when not (a partial file is removed)."""
+    try:
+        return export_onnx(model, example, path, metadata=metadata, output_names=output_names), None
+    except (NasforgeError, RuntimeError, TypeError, ValueError) as exc:
+        path.unlink(missing_ok=True)
+        log.warning("ONNX export failed: %s", exc)
+        return {}, f"ONNX export failed: {exc}"
 
 
 def retrain(
@@ -262,8 +284,25 @@ def retrain(
     True, ``model.onnx``. All models take images scaled to [0, 1] in the dataset's stored shape
     (normalization inside) and record a :class:`~nasforge.train.deployable.ModelCard`.
     ``on_epoch(stats)`` sees every epoch.
+
+    A detection architecture (``training["task"] == "detection"``) is trained by
+    :func:`~nasforge.train.detection_retraining.retrain_detector` instead: on its search's scenes,
+    tested with ``test_map``, exported with decoded boxes and scores.
     """
     af = arch if isinstance(arch, ArchFile) else load_arch_file(arch)
+    if af.training.get("task") == "detection":
+        given = {"dataset": dataset, "train_subset": train_subset, "val_size": val_size,
+                 "test_subset": test_subset}
+        bad = [k for k, v in given.items() if v is not None]
+        if bad:
+            raise ConfigError(f"{', '.join(bad)} do not apply to a detection architecture: it trains on "
+                              "its search's scenes (train + validation) and tests on their test split; "
+                              "set train_images, test_images, canvas or data as training options")
+        done = retrain_detector(af, out_dir, epochs=epochs, data_dir=data_dir, build_kwargs=build_kwargs,
+                                train_options=train_options, device=device, seed=seed, onnx=onnx,
+                                on_epoch=on_epoch, checkpoint_format=CHECKPOINT_FORMAT, export=export_onnx_or_why,
+                                onnx_missing=_onnx_available() if onnx else None)
+        return RetrainResult(**done, program_skipped="a detector is saved as model.pt and model.onnx")
     space = af.space()
     options = dict(af.training)
     options.update(dict(train_options or {}))
@@ -345,14 +384,10 @@ def retrain(
     if skipped is None:
         skipped = _onnx_available()
     if skipped is None:
-        try:
-            metrics.update(export_onnx(Deployable(model, recipe.input_spec), example,
-                                       out / "model.onnx", metadata=card.to_metadata()))
-            onnx_path = out / "model.onnx"
-        except (NasforgeError, RuntimeError, TypeError, ValueError) as exc:
-            skipped = f"ONNX export failed: {exc}"
-            (out / "model.onnx").unlink(missing_ok=True)
-            log.warning("%s", skipped)
+        diff, skipped = export_onnx_or_why(Deployable(model, recipe.input_spec), example, out / "model.onnx",
+                                           card.to_metadata())
+        metrics.update(diff)
+        onnx_path = None if skipped else out / "model.onnx"
     (out / "metrics.json").write_text(json.dumps(
         {"metrics": metrics, "curve": curve, "onnx": str(onnx_path) if onnx_path else None,
          "onnx_skipped": skipped, "pt2": str(program_path) if program_path else None,
@@ -405,6 +440,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, d
     af = arch_file_from_dict(ckpt["arch"], str(p))
     model = af.build()
     model.load_state_dict(ckpt["state_dict"])
+    if ckpt.get("task") == "detection":  # the detector itself: detect(images in [0, 1]) gives boxes
+        return model.to(device).eval(), ckpt
     if "deploy" in ckpt:
         spec: InputSpec | None = ModelCard.from_dict(ckpt["deploy"]).input
     else:  # a /1 checkpoint: its input follows from the dataset and data options it recorded
