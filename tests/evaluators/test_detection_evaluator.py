@@ -40,7 +40,8 @@ def test_cli_search_over_the_detection_space_resumes(tmp_path: Path, capsys: pyt
             "--space-option", "filters=[16, 32]", "--space-option", "min_layers=5",
             "--space-option", "max_layers=6", "--evaluator", "detection",
             "--evaluator-option", "train_images=16", "--evaluator-option", "val_images=8",
-            "--evaluator-option", "epochs=1", "--objective", "map", "--strategy", "rea",
+            "--evaluator-option", "epochs=1", "--evaluator-option", "canvas=64", "--objective", "map",
+            "--strategy", "rea",
             "--storage", str(db), "--quiet"]
     assert main([*args, "--budget-trials", "2"]) == 0
     assert main(["show", str(db), "--json"]) == 0
