@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             progress.stop()
     if not quiet:
         m = result.metrics
-        shown = {k: m[k] for k in ("test_accuracy", "val_accuracy", "params", "seconds")
+        shown = {k: m[k] for k in ("test_accuracy", "test_map", "test_map_50", "val_accuracy", "params", "seconds")
                  if m.get(k) is not None}
         console.print("trained: " + ", ".join(f"{k}={fmt_metric(v)}" for k, v in shown.items()))
         console.print(f"saved {result.checkpoint}"
