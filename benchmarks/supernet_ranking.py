@@ -2,9 +2,9 @@
 
     nice -n 15 .venv/bin/python benchmarks/supernet_ranking.py [--cells 32] [--seeds 2]
         [--train-images 2000] [--val-images 1000] [--C 8] [--N 1] [--standalone-epochs 3]
-        [--uniform-epochs 8] [--fair-epochs 8] [--fewshot-epochs 2] [--proxies naswot synflow jacob_cov]
-        [--cache /tmp/nasforge_supernet_ranking.json] [--part all|standalone|estimates] [--threads 1]
-        [--device auto] [--data DIR]
+        [--uniform-epochs 8] [--fair-epochs 4] [--fewshot-epochs 2] [--proxies naswot synflow jacob_cov]
+        [--cache /tmp/nasforge_supernet_ranking.json] [--part all|standalone|estimates] [--cached-only] [--threads 1]
+        [--device auto] [--data DIR] [--nb201 DIR]
 
 Protocol (one Fashion-MNIST split for everything: ``--train-images`` of the training split for
 training, ``--val-images`` held out of the same training split for scoring):
@@ -28,6 +28,10 @@ training, ``--val-images`` held out of the same training split for scoring):
      (:mod:`nasforge.oneshot.assisted`).
    Inherited accuracy: the cell's path, BatchNorm recalibrated on 2 training batches of 256,
    accuracy on the held-out images.
+
+Secondary reference (with the NAS-Bench-201 table, ``--nb201``): the cells' published CIFAR-10
+test accuracy after 200 epochs, another dataset, network size and budget, so it measures how the
+ranking transfers, not the supernet.
 
 Every result (stand-alone runs and estimates) is cached in ``--cache`` under a key of its settings,
 written after each piece of work, so an interrupted run continues and a rerun only prints.
@@ -99,10 +103,15 @@ def kendall_with_ci(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, tu
 
 def correlation_line(label: str, estimate: Sequence[float], truth: Sequence[float], live: Sequence[int]) -> str:
     parts = []
-    groups = [("all", list(range(len(truth))))]
-    if len(live) < len(truth):  # degenerate cells inflate a correlation: also without them
+    known = [i for i in range(len(truth)) if np.isfinite(truth[i]) and np.isfinite(estimate[i])]
+    live = [i for i in live if i in known]
+    groups = [("all", known)]
+    if len(live) < len(known):  # degenerate cells inflate a correlation: also without them
         groups.append(("live", list(live)))
     for name, idx in groups:
+        if len(idx) < 3:
+            parts.append(f"{name} ({len(idx)}): too few cells")
+            continue
         tau, (lo, hi), rho = kendall_with_ci([estimate[i] for i in idx], [truth[i] for i in idx])
         parts.append(f"{name} ({len(idx)}): tau {tau:.3f} [{lo:.3f}, {hi:.3f}], rho {rho:.3f}")
     return f"{label:<34s} " + "; ".join(parts)
@@ -130,6 +139,9 @@ def standalone(args: argparse.Namespace, space: Any, archs: list[Any], cache: Ca
         accs = []
         for n, arch in enumerate(archs):
             key = key_of("standalone", {**settings_of(args), **recipe, "seed": seed, "arch": space.to_string(arch)})
+            if cache.get(key) is None and args.cached_only:
+                accs.append(float("nan"))  # not trained yet: left out of the correlations
+                continue
             if cache.get(key) is None:
                 with Stopwatch() as sw:
                     result = trainer.evaluate(arch, EvalContext(seed=seed, device=resolve_device(args.device)))
@@ -177,7 +189,9 @@ def main() -> None:
         help="SPOS uniform supernets trained this many epochs (default 8; 8 40 adds one with the compute of 8 "
         "fair epochs); the few-shot sub-supernets start from the first",
     )
-    parser.add_argument("--fair-epochs", type=int, default=8, help="SPOS fair-sampling epochs (5 paths a step)")
+    parser.add_argument(
+        "--fair-epochs", type=int, default=4, help="SPOS fair-sampling epochs (5 paths a step: 4 cost about 20 uniform)"
+    )
     parser.add_argument(
         "--fewshot-epochs",
         type=int,
@@ -199,9 +213,17 @@ def main() -> None:
         help="all (default); standalone or estimates: compute and cache that part only, so the two "
         "can run at once (a final run with all then prints from the cache)",
     )
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="compute nothing: print the correlations of what the cache holds (cells not trained yet left out)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no spinning on a shared machine)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("--data", default=None, help="Fashion-MNIST directory")
+    parser.add_argument(
+        "--nb201", default=None, help="NAS-Bench-201 table (default $NASFORGE_NB201 or ../shared/benchmarks/nb201)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -225,7 +247,10 @@ def main() -> None:
         if args.part in ("all", "estimates"):
             report = estimates(args, space, archs, cache)
         if args.part == "all":
-            truth = list(np.mean([per_seed[s] for s in per_seed], axis=0))
+            with np.errstate(invalid="ignore"):  # a cell no seed has trained yet stays NaN
+                table = np.array([per_seed[s] for s in per_seed])
+                counts = np.isfinite(table).sum(axis=0)
+                truth = list(np.where(counts > 0, np.nansum(table, axis=0) / np.maximum(counts, 1), np.nan))
             if args.seeds >= 2:
                 print(correlation_line("ceiling: stand-alone seed 0 vs 1", per_seed[0], per_seed[1], live))
             print(
@@ -234,10 +259,32 @@ def main() -> None:
             )
             for label, values in report.items():
                 print(correlation_line(label, values, truth, live))
+            table = nb201_accuracy(args, archs)
+            if table is not None:
+                print(
+                    "secondary: NAS-Bench-201 cifar10_test_acc_200 of the same cells as the reference (another "
+                    "dataset, network size and budget: transfer of the ranking, not the supernet):"
+                )
+                print(correlation_line("stand-alone (this protocol)", truth, table, live))
+                for label, values in report.items():
+                    print(correlation_line(label, values, table, live))
     print(
         f"total {total.clock.wall:.0f} s wall, {total.clock.cpu:.0f} s CPU this run "
         f"({time.time() - start:.0f} s); load average {load_average()}"
     )
+
+
+def nb201_accuracy(args: argparse.Namespace, archs: list[Any]) -> list[float] | None:
+    """The published CIFAR-10 test accuracy (200 epochs) of each cell, None without the table."""
+    from nasforge.benchmarks import NB201Table
+    from nasforge.cli.oneshot import nb201_table_path
+
+    path = nb201_table_path(args.nb201)
+    if path is None:
+        print("NAS-Bench-201 table not found: the secondary reference is skipped (--nb201 DIR)")
+        return None
+    table = NB201Table.load(path)
+    return [float(table.query(a, "cifar10", 200).test_acc) for a in archs]
 
 
 def inherited_accuracy(net: Any, splits: Any, archs: list[Any], device: str) -> list[float]:
@@ -249,11 +296,42 @@ def inherited_accuracy(net: Any, splits: Any, archs: list[Any], device: str) -> 
     return [float(by_string[net.space.to_string(a)]) for a in archs]
 
 
+def few_shot(
+    args: argparse.Namespace,
+    space: Any,
+    archs: list[Any],
+    splits: Any,
+    base: dict[str, Any],
+    uniform_weights: Path,
+    cache: Cache,
+    rows: dict[str, list[float]],
+    spent: dict[str, str],
+) -> None:
+    """Few-shot sub-supernets split from the first uniform supernet (cached)."""
+    from nasforge.oneshot.fewshot import split_supernet
+    from nasforge.supernet import seeded_supernet
+
+    if args.fewshot_epochs > 0:
+        epochs = args.uniform_epochs[0]
+        key = key_of("fewshot", {**base, "from": epochs, "epochs": args.fewshot_epochs})
+        if cache.get(key) is None and args.cached_only:
+            return
+        if cache.get(key) is None:
+            net = seeded_supernet(space, 0, in_channels=1, **build_of(args))
+            net.load_state_dict(torch.load(uniform_weights, weights_only=True))
+            with Stopwatch() as sw:
+                subs = split_supernet(net, splits, epochs=args.fewshot_epochs, batch_size=64, device=args.device)
+                accs = inherited_accuracy(subs, splits, archs, args.device)
+            cache.put(key, {"inherited": accs, "decision": subs.decision, "wall": sw.clock.wall, "cpu": sw.clock.cpu})
+            print(f"  few-shot: {args.fewshot_epochs} epochs x 5 sub-supernets ({sw.clock.cpu:.0f} s CPU)", flush=True)
+        rows[f"few-shot ({epochs} + 5 x {args.fewshot_epochs} ep)"] = cache.get(key)["inherited"]
+        spent["few-shot"] = key
+
+
 def estimates(args: argparse.Namespace, space: Any, archs: list[Any], cache: Cache) -> dict[str, list[float]]:
     """Every estimate of every cell, ``{label: [value of each cell]}`` (each estimate cached)."""
     from nasforge.data import make_splits
     from nasforge.oneshot.assisted import assisted_votes, proxy_scores
-    from nasforge.oneshot.fewshot import split_supernet
     from nasforge.oneshot.spos import Spos
     from nasforge.supernet import seeded_supernet
 
@@ -263,10 +341,28 @@ def estimates(args: argparse.Namespace, space: Any, archs: list[Any], cache: Cac
     rows: dict[str, list[float]] = {}
     spent: dict[str, str] = {}  # label -> cache key, for the CPU time each estimate took
     uniform_weights = Path(f"{args.cache}.uniform{args.uniform_epochs[0]}.pt")
-    runs = [("uniform", e) for e in args.uniform_epochs] + [("fair", args.fair_epochs)]
+    key = key_of("proxies", {**base, "proxies": args.proxies})
+    if cache.get(key) is None and args.cached_only:
+        args.proxies = []
+    elif cache.get(key) is None:
+        with Stopwatch() as sw:
+            scores = proxy_scores(
+                space, archs, args.proxies, splits, {**build_of(args), "in_channels": 1}, device=args.device
+            )
+        cache.put(key, {"scores": scores, "wall": sw.clock.wall, "cpu": sw.clock.cpu})
+    if args.proxies:
+        scores = cache.get(key)["scores"]
+        spent["proxies"] = key
+    # Cheapest first: uniform supernets, the few-shot split of the first, then fair sampling.
+    runs = [("uniform", e) for e in args.uniform_epochs] + [("few-shot", 0), ("fair", args.fair_epochs)]
     for n, (sampling, epochs) in enumerate(runs):
+        if sampling == "few-shot":
+            few_shot(args, space, archs, splits, base, uniform_weights, cache, rows, spent)
+            continue
         first = n == 0  # the few-shot sub-supernets start from this one's weights
         key = key_of(f"spos-{sampling}", {**base, "epochs": epochs})
+        if cache.get(key) is None and args.cached_only:
+            continue
         if cache.get(key) is None or (first and not uniform_weights.is_file()):
             net = seeded_supernet(space, 0, in_channels=1, **build_of(args))
             with Stopwatch() as sw:
@@ -287,30 +383,6 @@ def estimates(args: argparse.Namespace, space: Any, archs: list[Any], cache: Cac
             print(f"  SPOS {sampling}: {epochs} epochs ({sw.clock.cpu:.0f} s CPU)", flush=True)
         rows[f"SPOS {sampling} ({epochs} ep)"] = cache.get(key)["inherited"]
         spent[f"SPOS {sampling} {epochs}"] = key
-
-    if args.fewshot_epochs > 0:
-        epochs = args.uniform_epochs[0]
-        key = key_of("fewshot", {**base, "from": epochs, "epochs": args.fewshot_epochs})
-        if cache.get(key) is None:
-            net = seeded_supernet(space, 0, in_channels=1, **build_of(args))
-            net.load_state_dict(torch.load(uniform_weights, weights_only=True))
-            with Stopwatch() as sw:
-                subs = split_supernet(net, splits, epochs=args.fewshot_epochs, batch_size=64, device=args.device)
-                accs = inherited_accuracy(subs, splits, archs, args.device)
-            cache.put(key, {"inherited": accs, "decision": subs.decision, "wall": sw.clock.wall, "cpu": sw.clock.cpu})
-            print(f"  few-shot: {args.fewshot_epochs} epochs x 5 sub-supernets ({sw.clock.cpu:.0f} s CPU)", flush=True)
-        rows[f"few-shot ({epochs} + 5 x {args.fewshot_epochs} ep)"] = cache.get(key)["inherited"]
-        spent["few-shot"] = key
-
-    key = key_of("proxies", {**base, "proxies": args.proxies})
-    if cache.get(key) is None:
-        with Stopwatch() as sw:
-            scores = proxy_scores(
-                space, archs, args.proxies, splits, {**build_of(args), "in_channels": 1}, device=args.device
-            )
-        cache.put(key, {"scores": scores, "wall": sw.clock.wall, "cpu": sw.clock.cpu})
-    scores = cache.get(key)["scores"]
-    spent["proxies"] = key
 
     report = dict(rows)
     report.update({f"{name} alone": scores[name] for name in args.proxies})
