@@ -185,9 +185,16 @@ def main() -> None:
     parser.add_argument(
         "--resume", action="store_true", help="reuse the rows that the --json file already holds (same seeds and data)"
     )
+    parser.add_argument(
+        "--saved-only",
+        action="store_true",
+        help="with --resume: leave out the rows the --json file does not hold yet (the table of a partial run)",
+    )
     args = parser.parse_args()
     if args.resume and not args.json:
         parser.error("--resume needs --json (the file whose rows are reused)")
+    if args.saved_only and not args.resume:
+        parser.error("--saved-only needs --resume")
 
     names = args.strategies.split(",") if args.strategies else nasforge.list_strategies()
     # Every query is charged (the protocol): strategies that can answer a repeated proposal
@@ -232,6 +239,9 @@ def main() -> None:
             finals_100[label] = [s["incumbent"][99] for s in comparison["per_seed"]["by_queries"]]
             print(f"  {label}: from {args.json}", flush=True)
             continue
+        if args.saved_only:
+            print(f"  {label}: not in {args.json} yet, left out", flush=True)
+            continue
         t0, c0 = time.perf_counter(), cpu_seconds(children=True)
         by_cost = compare([name], args.seeds, cost_protocol, {name: options}, jobs=args.jobs)
         by_queries = compare([name], args.seeds, query_protocol, {name: options}, jobs=args.jobs)
@@ -274,6 +284,7 @@ def main() -> None:
     search_wall = sum(r["search_wall_s"] for r in rows)
     search_cpu = sum(r["search_cpu_s"] for r in rows)
 
+    runs = {label: runs[label] for label in comparisons}  # --saved-only may have left rows out
     # Own time per ask + tell: every row once per timing seed, interleaved (rotating order), so
     # a change in the machine's load hits every strategy alike; one warm-up round first.
     space = nasforge.create_space("nb201")
