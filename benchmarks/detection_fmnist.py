@@ -1,7 +1,7 @@
 """Detection search on composed Fashion-MNIST scenes: random search against REA, and the
 hand-designed backbone, at a fixed budget of trials (each trained the same number of epochs).
 
-    nice -n 15 .venv/bin/python benchmarks/detection_fmnist.py [--trials 8] [--seeds 1]
+    nice -n 15 .venv/bin/python benchmarks/detection_fmnist.py [--trials 8] [--seeds 1] [--first-seed 0]
         [--epochs 3] [--train-images 128] [--val-images 48] [--canvas 128] [--batch-size 16]
         [--lr 2e-3] [--population 4] [--threads 1] [--json out.json]
 
@@ -15,7 +15,8 @@ gets ``--trials`` trials (REA: population ``--population``, tournaments of half 
 trial's mAP@[.5:.95] and mAP@.5 are reported, with the mean wall and CPU seconds per trial (CPU:
 this process's user + system time, all threads). The hand-designed backbone (``VGG_RETINANET``,
 the space's reference: plain 3x3 convs widening, no skips, the most head convs offered) is trained
-the same way with seeds ``0 .. --seeds-1``.
+the same way with the same seeds (``--first-seed`` .. ``--first-seed + --seeds - 1``; separate
+seeds can run as separate processes).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--train-images", type=int, default=128)
     p.add_argument("--val-images", type=int, default=48)
@@ -95,7 +97,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = []
     start = time.process_time()
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for method in ("hand-designed", "random", "rea"):
             r = reference(seed, args) if method == "hand-designed" else search(method, seed, args)
             rows.append(r)
