@@ -60,7 +60,8 @@ def test_assisted_ranking_orders_by_the_vote_and_keeps_inherited_accuracy() -> N
     by_arch = {r["arch_string"]: r["inherited_accuracy"] for r in plain}
     assert {r["arch_string"]: r["inherited_accuracy"] for r in assisted} == by_arch
     # The vote is exactly that of the records' own accuracies and proxy scores.
-    expected = assisted_votes([r["inherited_accuracy"] for r in assisted],
-                              {"synflow": [r["proxies"]["synflow"] for r in assisted]})
+    expected = assisted_votes(
+        [r["inherited_accuracy"] for r in assisted], {"synflow": [r["proxies"]["synflow"] for r in assisted]}
+    )
     assert votes == expected.tolist()
     assert "vote" not in plain[0] and "proxies" not in plain[0]
