@@ -80,8 +80,13 @@ case "$cmd" in
         fi
         # Ray binds 127.0.0.1 only with this set (the tests must not use other interfaces).
         export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+        # One worker per core (at most 4; every test runs on one torch thread; a module marked
+        # xdist_group stays on one worker), unless the
+        # caller chose: any -n/--numprocesses, or -p no:xdist, in the arguments wins.
+        par=(-n auto --maxprocesses=4 --dist loadgroup)
+        case " $* " in *" -n"*|*" --numprocesses"*|*"no:xdist"*) par=() ;; esac
         set +e
-        "$PY" -m pytest "$@"
+        "$PY" -m pytest "${par[@]}" "$@"
         rc=$?
         set -e
         if [ "$rc" = 5 ]; then say "pytest collected no tests: failing on purpose"; exit 1; fi

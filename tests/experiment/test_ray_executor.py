@@ -28,7 +28,9 @@ from nasforge.experiment.metric_checks import REJECTED
 from nasforge.report import timeline
 from nasforge.trial import Trial, TrialStatus
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole module: it shares one Ray cluster (started once) and its
+# timing checks assume no second Ray of the suite beside it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray_executor")]
 
 HERE = Path(__file__).resolve().parent
 
@@ -216,3 +218,28 @@ def test_ray_runs_every_scheduler_like_the_inline_executor(ray_cluster: str,
     assert {t.info["rung"] for t in on_ray.trials} >= {0, 1}
     lanes = timeline.lanes(on_ray.trials)
     assert len(lanes) == 2  # both workers ran trials (node and worker recorded per trial)
+
+
+def test_private_ray_beside_a_running_cluster_is_its_own(ray_cluster: str) -> None:
+    """With no address, the executor starts a Ray of its own even while a `ray start` cluster
+    runs on this machine (ray.init(address=None) would join that one, then refuse num_cpus)."""
+    import ray
+
+    ray.init(address="auto", log_to_driver=False)
+    try:
+        cluster_nodes = {n["NodeID"][:8] for n in ray.nodes()}
+    finally:
+        ray.shutdown()
+    env = {"env_vars": {"PYTHONPATH": str(HERE)}}  # the private Ray's workers import the probe
+    saved = os.environ.pop("RAY_ADDRESS", None)
+    try:
+        exp = make(WorkerProbe(), RayExecutor(workers=1, runtime_env=env),
+                   budget=Budget(max_trials=2)).run()
+    finally:
+        if saved is not None:
+            os.environ["RAY_ADDRESS"] = saved
+    ran = [t for t in exp.trials if t.ok]
+    assert len(ran) == 2
+    nodes = {t.info["node"].split("/")[1] for t in ran}
+    assert nodes and not nodes & cluster_nodes, (nodes, cluster_nodes)
+    assert not ray.is_initialized()

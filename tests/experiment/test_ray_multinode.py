@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole module (its clusters are heavy; they live in their own
+# network namespaces, so they may run beside test_ray_executor.py's).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray_multinode")]
 
 HERE = Path(__file__).resolve().parent
 

@@ -216,8 +216,11 @@ class RayExecutor(Executor):
         self._undo_loopback = _force_loopback() if private else None
         # (ray.init of a private Ray switches this process to token mode: undone at shutdown.)
         self._undo_auth = restore_auth_mode() if private else use_token_if_available()
+        # "local" and not None: with None, ray.init joins a cluster that `ray start` left running
+        # on this machine (its address file in /tmp/ray) and then refuses num_cpus.
+        address = "local" if private else self.address
         try:
-            ray.init(address=self.address, runtime_env=self.runtime_env, **opts)
+            ray.init(address=address, runtime_env=self.runtime_env, **opts)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
             self._restore_env()
             where = self.address or os.environ.get("RAY_ADDRESS")
