@@ -52,9 +52,9 @@ from typing import Any
 import numpy as np
 
 import nasforge
-from nasforge.experiment.loop import best_trial
 from nasforge.experiment.schedulers import create_scheduler
 from nasforge.report.compare import RunResult, anytime_curves, compare_pair, plot_anytime, summarize
+from nasforge.trial import best_trial
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from strategies_nb201 import OPTIMUM, base_parser, fmt

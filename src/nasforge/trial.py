@@ -169,6 +169,23 @@ def fidelity_rank(trial: Trial, objective: Objective) -> tuple[float, float] | N
     return (float("-inf") if trial.fidelity is None else float(trial.fidelity), score)
 
 
+def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
+    """The best trial by :func:`fidelity_rank` (lowest number wins ties), or None.
+
+    Only trials at the highest fidelity that any scored trial reached compete: under a
+    multi-fidelity scheduler a one-epoch result is no rival for a fully trained one.
+    """
+    best: Trial | None = None
+    best_key: tuple[float, float] | None = None
+    for t in trials:
+        key = fidelity_rank(t, objective)
+        if key is not None and (best_key is None or key > best_key
+                                or (key == best_key and best is not None
+                                    and t.number < best.number)):
+            best, best_key = t, key
+    return best
+
+
 def ranked_trials(trials: Sequence[Trial], objective: Objective) -> list[Trial]:
     """The scored trials, best first by :func:`fidelity_rank` (ties: lower number first)."""
     keyed = [(k, t) for t in trials if (k := fidelity_rank(t, objective)) is not None]

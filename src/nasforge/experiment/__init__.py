@@ -18,7 +18,7 @@ from nasforge.experiment.executors import (
     make_executor,
     run_job,
 )
-from nasforge.experiment.loop import Experiment, best_trial
+from nasforge.experiment.loop import Experiment
 from nasforge.experiment.process_pool import ProcessExecutor
 from nasforge.experiment.ray_executor import RayExecutor
 from nasforge.experiment.storage import (
@@ -28,6 +28,7 @@ from nasforge.experiment.storage import (
     StoredTrial,
     open_storage,
 )
+from nasforge.trial import best_trial
 
 __all__ = [
     "Budget",

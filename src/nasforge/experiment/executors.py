@@ -356,3 +356,15 @@ def make_executor(name: str | None = None, workers: int = 1, **options: Any) -> 
     raise ConfigError(
         f"unknown executor {name!r}; allowed: {', '.join(repr(n) for n in EXECUTOR_NAMES)}"
     )
+
+
+def as_executor(executor: Executor | str | None, workers: int = 1) -> Executor:
+    """An :class:`Executor` given as an object, a name or None (see :func:`make_executor`)."""
+    if not isinstance(executor, Executor):
+        return make_executor(executor, workers)
+    if workers != 1:
+        raise ConfigError(
+            f"workers={workers} was given together with an executor object; set the number "
+            "of workers on the executor instead"
+        )
+    return executor

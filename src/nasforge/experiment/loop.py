@@ -28,7 +28,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from nasforge.errors import ConfigError, StorageError
@@ -40,14 +39,21 @@ from nasforge.experiment.executors import (
     InlineExecutor,
     JobOutcome,
     TrialJob,
-    make_executor,
+    as_executor,
 )
+from nasforge.experiment.inflight import InFlight
 from nasforge.experiment.metric_checks import MetricChecks
 from nasforge.experiment.pruners import Pruner
-from nasforge.experiment.resume import SnapshotPacer, Usage, claim_storage, replay, unfinished
+from nasforge.experiment.resume import (
+    SnapshotPacer,
+    Usage,
+    claim_storage,
+    last_seq,
+    restore_strategy,
+    unfinished,
+)
 from nasforge.experiment.schedulers import Scheduler, Slot
-from nasforge.experiment.schedulers.base import PARENT
-from nasforge.experiment.scheduling import RANDOM, SPENT, TrialPlan
+from nasforge.experiment.scheduling import RANDOM, TrialPlan
 from nasforge.experiment.storage import SQLiteStorage, Storage, open_storage
 from nasforge.space.base import SearchSpace
 from nasforge.strategies.base import Strategy
@@ -58,6 +64,7 @@ from nasforge.trial import (
     TrialStatus,
     as_constraints,
     as_objectives,
+    best_trial,
     fidelity_rank,
 )
 from nasforge.utils.device import resolve_device
@@ -72,39 +79,23 @@ SLOW_WAIT = 0.005
 ELAPSED_EVERY = 1.0
 
 
-def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
-    """The best OK trial by :func:`~nasforge.trial.fidelity_rank` (lowest number wins ties).
-
-    Only trials at the highest fidelity that any scored trial reached compete: under a
-    multi-fidelity scheduler a one-epoch result is no rival for a fully trained one.
-    """
-    best: Trial | None = None
-    best_key: tuple[float, float] | None = None
-    for t in trials:
-        key = fidelity_rank(t, objective)
-        if key is not None and (best_key is None or key > best_key
-                                or (key == best_key and best is not None
-                                    and t.number < best.number)):
-            best, best_key = t, key
-    return best
-
-
-@dataclass(eq=False)
-class _Pending:
-    """A trial that was asked and is not told yet: running, or finished and waiting its turn."""
-
-    trial: Trial
-    done: Trial | None = None
-    attempts: int = 0
-    cheap: dict[str, float] | None = None  # cheap_metrics of the architecture, once computed
-    #: Where earlier attempts died and why (stored with the trial as ``info["lost_attempts"]``).
-    lost: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-
-def _check_positive(name: str, value: float | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not value > 0):
-        raise ConfigError(f"{name} must be a positive number or None, got {value!r}")
+def _check_settings(space: SearchSpace, strategy: Strategy, budget: Budget, retries: int,
+                    seed: int, trial_timeout: float | None) -> int:
+    """Refuse settings that cannot work, naming the value; returns the checked seed."""
+    if strategy.space is not space and strategy.space.name != space.name:
+        raise ConfigError(
+            f"the strategy searches space {strategy.space.name!r} but the experiment's space "
+            f"is {space.name!r}"
+        )
+    if not isinstance(budget, Budget):
+        raise ConfigError(f"budget must be a nasforge Budget, got {type(budget).__name__}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be an integer >= 0, got {retries!r}")
+    if trial_timeout is not None and (isinstance(trial_timeout, bool)
+                                      or not isinstance(trial_timeout, (int, float))
+                                      or not trial_timeout > 0):
+        raise ConfigError(f"trial_timeout must be a positive number or None, got {trial_timeout!r}")
+    return check_seed(seed)
 
 
 class Experiment:
@@ -162,17 +153,7 @@ class Experiment:
         checkpoint_dir: str | None = None,
         durability: str | None = None,
     ) -> None:
-        if strategy.space is not space and strategy.space.name != space.name:
-            raise ConfigError(
-                f"the strategy searches space {strategy.space.name!r} but the experiment's space "
-                f"is {space.name!r}"
-            )
-        if not isinstance(budget, Budget):
-            raise ConfigError(f"budget must be a nasforge Budget, got {type(budget).__name__}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigError(f"retries must be an integer >= 0, got {retries!r}")
-        seed = check_seed(seed)
-        _check_positive("trial_timeout", trial_timeout)
+        seed = _check_settings(space, strategy, budget, retries, seed, trial_timeout)
         self.space = space
         self.strategy = strategy
         self.evaluator = evaluator.bind(space)
@@ -185,17 +166,9 @@ class Experiment:
         self.required_metrics = self.checks.uses
         self.plan = TrialPlan(space, strategy, self.evaluator, self.objectives[0],
                               scheduler=scheduler, pruner=pruner, fidelity=fidelity,
-                              seed=check_seed(seed), checkpoint_dir=checkpoint_dir)
+                              seed=seed, checkpoint_dir=checkpoint_dir)
         self.plan.check_budget(budget.max_trials)
-        if isinstance(executor, Executor):
-            if workers != 1:
-                raise ConfigError(
-                    f"workers={workers} was given together with an executor object; set the number "
-                    "of workers on the executor instead"
-                )
-            self.executor = executor
-        else:
-            self.executor = make_executor(executor, workers)
+        self.executor = as_executor(executor, workers)
         self.retries = retries
         self.ordered = bool(ordered)
         self.seed = int(seed)
@@ -223,7 +196,7 @@ class Experiment:
         self._seq = 0  # the sequence number of the last ask or tell
         self._started = 0.0
         self._next_number = 0
-        self._pending: dict[int, _Pending] = {}  # insertion order = ask order
+        self._pending: dict[int, InFlight] = {}  # insertion order = ask order
         self._trials: dict[int, Trial] | None = None  # cache of every trial while running
         self._best: Trial | None = None
         self._stop_requested = False
@@ -404,11 +377,11 @@ class Experiment:
         if rejection is not None:
             return
         self.plan.started(trial)
-        p = _Pending(trial, cheap=cheap)
+        p = InFlight(trial, cheap=cheap)
         self._pending[number] = p
         self._submit(p)
 
-    def _submit(self, p: _Pending) -> None:
+    def _submit(self, p: InFlight) -> None:
         job = TrialJob(p.trial.number, p.trial.arch, self._context(p.trial),
                        timeout=self.trial_timeout, attempt=p.attempts,
                        device_auto=self._device_auto)
@@ -433,41 +406,12 @@ class Experiment:
         if p is None or p.done is not None:
             log.warning("ignoring an unexpected result for trial %d", outcome.number)
             return
-        if outcome.worker_died and p.attempts < self.retries:
-            p.attempts += 1
-            reason = (outcome.result.error or "").strip().splitlines()
-            p.lost.append({**outcome.where, "error": reason[0] if reason else ""})
+        if p.retry(outcome, self.retries):
             self._emit(EventKind.TRIAL_RETRIED, p.trial, message=outcome.result.error or "")
             self._submit(p)
             return
-        t, result = p.trial, outcome.result
-        # The schedule's keys (rung, config, parent) win over an evaluator's own info keys;
-        # where it ran (node, worker) comes from the executor.
-        status, error = result.status, result.error
-        info = {**result.info, **outcome.where, **t.info}
-        metrics = dict(result.metrics)
-        if p.attempts:
-            info["attempts"] = p.attempts + 1
-        if p.lost:
-            info["lost_attempts"] = list(p.lost)
-
-        def cheap() -> dict[str, float]:  # computed only when a required metric is missing
-            if p.cheap is None:
-                p.cheap = self.checks.cheap_or_empty(p.trial.arch, p.trial.number)
-            return p.cheap
-
-        status, error, never_seen = self.checks.result_problems(status, metrics, error, cheap)
-        cost = (result.cost if result.cost is not None
-                else max(outcome.finished_at - outcome.started_at, 0.0))
-        parent = t.info.get(PARENT)
-        parent_fid = None
-        if parent is not None and self._trials is not None and parent in self._trials:
-            parent_fid = self._trials[parent].fidelity
-        info[SPENT] = self.plan.spent(t, info, parent_fid)
-        done = Trial(number=t.number, arch=t.arch, status=status, metrics=metrics,
-                     cost=float(cost), error=error, info=info, seed=t.seed, fidelity=t.fidelity,
-                     started_at=outcome.started_at, finished_at=outcome.finished_at)
-        p.done = done
+        assert self._trials is not None
+        done, never_seen = p.finish(outcome, self.checks, self.plan, self._trials)
         if self.ordered:
             # Keep the result safe now; the strategy hears of it when its turn comes.
             self.storage.record(self._unsaved, [(done, None)])
@@ -476,7 +420,7 @@ class Experiment:
         else:
             self._tell(done)
         if never_seen:  # every further trial would fail the same way (this one is stored)
-            raise self.checks.never_seen_error(t.number, never_seen, metrics)
+            raise self.checks.never_seen_error(done.number, never_seen, done.metrics)
 
     def _tell_ready(self) -> None:
         """Tell finished trials at the head of the ask order (ordered mode buffers the rest).
@@ -558,28 +502,14 @@ class Experiment:
     def _restore(self) -> None:
         """Restore the strategy and the loop's counters from storage (snapshot + replay)."""
         stored = self.storage.stored_trials()
-        seqs = [0] + [s.ask_seq for s in stored] + [s.tell_seq for s in stored if s.tell_seq]
-        self._seq = max(seqs)
+        self._seq = last_seq(stored)
         self._next_number = (stored[-1].trial.number + 1) if stored else 0
         self._usage = Usage.of(stored, float(self.storage.get_meta("elapsed") or 0.0))
-        self._trials = {}
-        self._best = None
-        self.checks.seen = set()
-        self.checks.rejected_in_a_row = 0
-        for s in stored:
-            self._cache(s.trial)
-            self.checks.seen.update(s.trial.metrics)
-        snap = self.storage.latest_snapshot()
-        start_seq = 0
-        if snap is not None:
-            start_seq, state = snap
-            self.strategy.load_state_dict(state)
-        self.replay_mismatches = replay(self.strategy, self.plan, stored, start_seq)
-        if snap is None:
-            # The state before any ask (or, for a file written without snapshots, after the replay):
-            # a later run() in this process restarts from it instead of from its own memory.
-            self.storage.save_snapshot(self._seq, self.strategy.state_dict())
-        self._pending = {t.number: _Pending(t, done=done) for t, done in unfinished(stored)}
+        self._trials = {s.trial.number: s.trial for s in stored}
+        self._best = best_trial(list(self._trials.values()), self.objective)
+        self.checks.restore(list(self._trials.values()))
+        self.replay_mismatches = restore_strategy(self.storage, self.strategy, self.plan, stored)
+        self._pending = {t.number: InFlight(t, done=done) for t, done in unfinished(stored)}
         self._pacer.reset()
         self._unsaved = []
         self._elapsed_saved = 0.0

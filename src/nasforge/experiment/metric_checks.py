@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nasforge.errors import ConfigError
 from nasforge.evaluators.base import Evaluator
-from nasforge.trial import Constraint, Objective, Result, TrialStatus, metric_uses
+from nasforge.trial import Constraint, Objective, Result, Trial, TrialStatus, metric_uses
 
 log = logging.getLogger("nasforge.experiment")
 
@@ -45,6 +45,11 @@ class MetricChecks:
         self.rejected_in_a_row = 0
         evaluator.request_metrics(self.uses)
         self.check_names()
+
+    def restore(self, trials: Sequence[Trial]) -> None:
+        """Start from the stored trials: the metrics seen so far, no rejections in a row."""
+        self.seen = {m for t in trials for m in t.metrics}
+        self.rejected_in_a_row = 0
 
     def check_names(self) -> None:
         """Refuse objective/constraint metrics the evaluator declares it cannot produce."""
@@ -123,7 +128,7 @@ class MetricChecks:
             )
 
     def never_seen_error(self, number: int, never_seen: list[str],
-                         metrics: dict[str, float]) -> ConfigError:
+                         metrics: Mapping[str, float]) -> ConfigError:
         """The error that stops a run whose result lacks a metric no result ever had: a typo
         or a metric this evaluator never produces, which every further trial would lack too."""
         return ConfigError(

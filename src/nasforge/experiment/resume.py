@@ -91,6 +91,27 @@ def replay(strategy: Strategy, plan: TrialPlan, stored: list[StoredTrial], start
     return mismatches
 
 
+def last_seq(stored: list[StoredTrial]) -> int:
+    """The sequence number of the last stored ask or tell (0 for an empty storage)."""
+    return max([0] + [s.ask_seq for s in stored] + [s.tell_seq for s in stored if s.tell_seq])
+
+
+def restore_strategy(storage: Storage, strategy: Strategy, plan: TrialPlan,
+                     stored: list[StoredTrial]) -> int:
+    """Load the newest strategy snapshot and :func:`replay` the events after it; returns the
+    replay's mismatches. A storage without a snapshot gets one, so that a later run in this
+    process restarts from the stored state instead of from the strategy's memory."""
+    snap = storage.latest_snapshot()
+    start_seq = 0
+    if snap is not None:
+        start_seq, state = snap
+        strategy.load_state_dict(state)
+    mismatches = replay(strategy, plan, stored, start_seq)
+    if snap is None:
+        storage.save_snapshot(last_seq(stored), strategy.state_dict())
+    return mismatches
+
+
 @dataclass
 class Usage:
     """What an experiment has spent against its budget, over all its runs."""
