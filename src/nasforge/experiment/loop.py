@@ -355,11 +355,11 @@ class Experiment:
                       started_at=time.time(), info=info)
         cheap, rejection = (self.checks.precheck(arch) if self.constraints and parent is None
                             else (None, None))
-        if rejection is not None and info.get(RANDOM):
-            # Keep the mark: on resume a uniformly drawn configuration must not ask the strategy.
-            rejection = dataclasses.replace(rejection, info={**rejection.info, RANDOM: True})
         if rejection is not None:
-            # Rejected before evaluation: it takes no rung slot (the scheduler never sees it).
+            # Rejected before evaluation: it takes no rung slot (the scheduler never sees it), but
+            # keeps a uniform draw's mark, so that on resume it does not ask the strategy.
+            if info.get(RANDOM):
+                rejection = dataclasses.replace(rejection, info={**rejection.info, RANDOM: True})
             trial = Trial(number=number, arch=arch, seed=seed, fidelity=fidelity,
                           started_at=trial.started_at)
         self._seq += 1
@@ -373,9 +373,9 @@ class Experiment:
             self._usage.trials += 1
         if rejection is not None:
             self._tell(trial.finish(rejection, trial.started_at))
-        self.checks.count_proposal(infeasible)
-        if rejection is not None:
+            self.checks.count_proposal(infeasible)
             return
+        self.checks.count_proposal(False)
         self.plan.started(trial)
         p = InFlight(trial, cheap=cheap)
         self._pending[number] = p
