@@ -26,8 +26,9 @@ from exp_runtime_helpers import metrics
 
 
 def logged_metrics(arch: Architecture, ctx: EvalContext) -> dict[str, float]:
-    """Deterministic metrics after a short sleep; every evaluation is appended to the side log."""
-    time.sleep(0.003)
+    """Deterministic metrics after a short sleep (``KILL_TEST_SLEEP`` seconds, 0.003 by default);
+    every evaluation is appended to the side log."""
+    time.sleep(float(os.environ.get("KILL_TEST_SLEEP", "0.003")))
     out = metrics(arch, ctx)
     with open(os.environ["KILL_TEST_LOG"], "a") as fh:  # one write per line: no torn lines
         fh.write(f"{os.environ['KILL_TEST_DRIVER']} {ctx.trial_number}\n")

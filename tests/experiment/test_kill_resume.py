@@ -154,6 +154,10 @@ def test_process_pool_survives_sigkill_and_ctrl_c(tmp_path: Path,
     trials = 36
     db, log, state = tmp_path / "killed.db", tmp_path / "killed.log", tmp_path / "state.json"
     extra = ("process", "2")
+    # Trials of 3 ms let a loaded machine finish the whole resumed run between two polls of the
+    # log, before the Ctrl-C is sent (seen under pytest-xdist on 2 cores): 60 ms trials leave
+    # the run about a second to go when it is interrupted.
+    monkeypatch.setenv("KILL_TEST_SLEEP", "0.06")
 
     def wait_for(n_lines: int, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.time() + 120
