@@ -26,12 +26,24 @@ from exp_runtime_helpers import metrics
 
 
 def logged_metrics(arch: Architecture, ctx: EvalContext) -> dict[str, float]:
-    """Deterministic metrics after a short sleep (``KILL_TEST_SLEEP`` seconds, 0.003 by default);
-    every evaluation is appended to the side log."""
-    time.sleep(float(os.environ.get("KILL_TEST_SLEEP", "0.003")))
+    """Deterministic metrics after a short sleep; every evaluation is appended to the side log.
+
+    While the file ``KILL_TEST_HOLD`` exists and the log has ``KILL_TEST_HOLD_AT`` lines or more,
+    an evaluation waits after logging (until the file is removed or its driver dies), so that a
+    test can stop a run at a known point however loaded the machine is.
+    """
+    time.sleep(0.003)
     out = metrics(arch, ctx)
-    with open(os.environ["KILL_TEST_LOG"], "a") as fh:  # one write per line: no torn lines
+    log = os.environ["KILL_TEST_LOG"]
+    with open(log, "a") as fh:  # one write per line: no torn lines
         fh.write(f"{os.environ['KILL_TEST_DRIVER']} {ctx.trial_number}\n")
+    hold, at = os.environ.get("KILL_TEST_HOLD"), int(os.environ.get("KILL_TEST_HOLD_AT", "0"))
+    parent = os.getppid()
+    while hold and os.path.exists(hold) and os.getppid() == parent:
+        with open(log) as fh:
+            if sum(1 for _ in fh) < at:
+                break
+        time.sleep(0.01)
     return out
 
 

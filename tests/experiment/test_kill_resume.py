@@ -154,10 +154,13 @@ def test_process_pool_survives_sigkill_and_ctrl_c(tmp_path: Path,
     trials = 36
     db, log, state = tmp_path / "killed.db", tmp_path / "killed.log", tmp_path / "state.json"
     extra = ("process", "2")
-    # Trials of 3 ms let a loaded machine finish the whole resumed run between two polls of the
-    # log, before the Ctrl-C is sent (seen under pytest-xdist on 2 cores): 60 ms trials leave
-    # the run about a second to go when it is interrupted.
-    monkeypatch.setenv("KILL_TEST_SLEEP", "0.06")
+    # Each phase holds its evaluations once the log has enough lines (kill_runner.py), so that
+    # the signal always lands mid-run: on a loaded machine the test could otherwise be starved
+    # until the run had finished (seen under pytest-xdist on 2 cores).
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv("KILL_TEST_HOLD", str(hold))
+    monkeypatch.setenv("KILL_TEST_HOLD_AT", "6")
 
     def wait_for(n_lines: int, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.time() + 120
@@ -173,6 +176,7 @@ def test_process_pool_survives_sigkill_and_ctrl_c(tmp_path: Path,
     assert 0 < len(done_at_kill) < trials
 
     # 2. Resume, then Ctrl-C.
+    monkeypatch.setenv("KILL_TEST_HOLD_AT", str(len(log_lines(log)) + 6))
     proc = subprocess.Popen([sys.executable, str(RUNNER), str(db), str(log), str(state),
                              str(trials), *extra], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -197,6 +201,7 @@ def test_process_pool_survives_sigkill_and_ctrl_c(tmp_path: Path,
     done_at_interrupt = told(db)
 
     # 3. The same command completes the run.
+    hold.unlink()
     proc = start(db, log, state, trials, *extra)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
