@@ -32,13 +32,13 @@ def logged_metrics(arch: Architecture, ctx: EvalContext) -> dict[str, float]:
     an evaluation waits after logging (until the file is removed or its driver dies), so that a
     test can stop a run at a known point however loaded the machine is.
     """
+    parent = os.getppid()  # before anything: a driver killed meanwhile must not hold us forever
     time.sleep(0.003)
     out = metrics(arch, ctx)
     log = os.environ["KILL_TEST_LOG"]
     with open(log, "a") as fh:  # one write per line: no torn lines
         fh.write(f"{os.environ['KILL_TEST_DRIVER']} {ctx.trial_number}\n")
     hold, at = os.environ.get("KILL_TEST_HOLD"), int(os.environ.get("KILL_TEST_HOLD_AT", "0"))
-    parent = os.getppid()
     while hold and os.path.exists(hold) and os.getppid() == parent:
         with open(log) as fh:
             if sum(1 for _ in fh) < at:
