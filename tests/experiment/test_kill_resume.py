@@ -179,6 +179,10 @@ def test_process_pool_survives_sigkill_and_ctrl_c(tmp_path: Path,
     monkeypatch.setenv("KILL_TEST_HOLD_AT", str(len(log_lines(log)) + 6))
     proc = subprocess.Popen([sys.executable, str(RUNNER), str(db), str(log), str(state),
                              str(trials), *extra], start_new_session=True,
+                            # A shell's background job ignores SIGINT and its children inherit that
+                            # (Python then installs no KeyboardInterrupt handler): a terminal's
+                            # Ctrl-C reaches a foreground program, so the driver gets the default.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for(len(log_lines(log)) + 6, proc)
     os.killpg(proc.pid, signal.SIGINT)
