@@ -155,8 +155,8 @@ def test_process_pool_survives_sigkill_and_ctrl_c(tmp_path: Path,
     db, log, state = tmp_path / "killed.db", tmp_path / "killed.log", tmp_path / "state.json"
     extra = ("process", "2")
     # Each phase holds its evaluations once the log has enough lines (kill_runner.py), so that
-    # the signal always lands mid-run: on a loaded machine the test could otherwise be starved
-    # until the run had finished (seen under pytest-xdist on 2 cores).
+    # the signal always lands mid-run: with 3 ms trials a starved test process could otherwise
+    # poll the log only after the whole run had finished.
     hold = tmp_path / "hold"
     hold.touch()
     monkeypatch.setenv("KILL_TEST_HOLD", str(hold))
